@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# vlmid's main job: set up what is needed, then run every notebook headless with papermill.
+#
+#   bash run_all.sh                 all notebooks, tiny profile (offline, models trained here)
+#   bash run_all.sh --tests         set up, then run the test suite
+#   bash run_all.sh --help          every option
+set -euo pipefail
+cd "$(dirname "$0")"
+
+usage() {
+  cat <<'TXT'
+Usage: bash run_all.sh [--profile tiny|paper] [--seed N] [--only NN] [--smoke] [--results DIR]
+       bash run_all.sh --tests [pytest arguments...]
+       bash run_all.sh --setup-only
+
+Runs notebooks/NN_*.ipynb in order with papermill (kernel python3). Executed copies go to
+results/executed/, each notebook's tables, figures and metrics.json to results/<notebook>/,
+and wall times with provenance to results/manifest.json. Stops at the first failing notebook.
+
+  --profile tiny|paper  tiny (default): small BLIP/CLIP trained here on Fashion-MNIST scenes, offline.
+                        paper: the real checkpoints and datasets from a local folder or the HF cache
+                        (see README "The paper profile").
+  --seed N              random seed passed to every notebook (default 0)
+  --only NN             run one notebook by its number, e.g. --only 01
+  --smoke               tiny sizes, well under a minute per notebook (what the tests use)
+  --results DIR         write results somewhere else than results/
+  --tests               set up, then run pytest (extra arguments go to pytest)
+  --setup-only          create .venv and install everything, run nothing
+  --help                this text
+
+Set-up (skipped when already done): a .venv with torch==2.13.0 (CPU wheel) installed first,
+then this package and its dependencies; Debian's dataset-fashion-mnist when running as root.
+TXT
+}
+
+profile=tiny; seed=0; only=""; smoke=0; results=""; mode=run; pytest_args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -h|--help) usage; exit 0 ;;
+    --profile) [ $# -ge 2 ] || { echo "run_all.sh: --profile needs a value (tiny or paper)" >&2; exit 2; }; profile="$2"; shift 2 ;;
+    --profile=*) profile="${1#*=}"; shift ;;
+    --seed) [ $# -ge 2 ] || { echo "run_all.sh: --seed needs a whole number" >&2; exit 2; }; seed="$2"; shift 2 ;;
+    --seed=*) seed="${1#*=}"; shift ;;
+    --only) [ $# -ge 2 ] || { echo "run_all.sh: --only needs a notebook number such as 01" >&2; exit 2; }; only="$2"; shift 2 ;;
+    --only=*) only="${1#*=}"; shift ;;
+    --smoke) smoke=1; shift ;;
+    --results) [ $# -ge 2 ] || { echo "run_all.sh: --results needs a folder" >&2; exit 2; }; results="$2"; shift 2 ;;
+    --results=*) results="${1#*=}"; shift ;;
+    --tests) mode=tests; shift; pytest_args=("$@"); break ;;
+    --setup-only) mode=setup; shift ;;
+    *) echo "run_all.sh: unknown option '$1' (see: bash run_all.sh --help)" >&2; exit 2 ;;
+  esac
+done
+
+# ---- check every argument before touching anything -------------------------------------
+case "$profile" in
+  tiny|paper) ;;
+  *) echo "run_all.sh: unknown profile '$profile': use --profile tiny (offline, default) or --profile paper" >&2; exit 2 ;;
+esac
+[[ "$seed" =~ ^[0-9]+$ ]] || { echo "run_all.sh: --seed must be a whole number, not '$seed'" >&2; exit 2; }
+if [ -n "$only" ]; then
+  [[ "$only" =~ ^[0-9]{1,2}$ ]] || { echo "run_all.sh: --only takes a notebook number such as 01, not '$only'" >&2; exit 2; }
+  num=$(printf '%02d' "$((10#$only))")
+  if ! ls notebooks/"${num}"_*.ipynb >/dev/null 2>&1; then
+    echo "run_all.sh: no notebook numbered $only; there are: $(cd notebooks && ls [0-9][0-9]_*.ipynb | cut -c1-2 | tr '\n' ' ')" >&2
+    exit 2
+  fi
+  only="$num"
+fi
+
+# ---- set-up (idempotent) ------------------------------------------------------------------
+VENV=.venv
+PY="$VENV/bin/python"
+stamp="$VENV/.vlmid-installed"
+want="$(cat pyproject.toml | sha256sum | cut -c1-16)"
+
+if [ ! -x "$PY" ]; then
+  echo ">>> creating $VENV"
+  python3 -m venv "$VENV"
+fi
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo ">>> installing torch==2.13.0 (CPU build) first, then vlmid and its dependencies (a few minutes, once)"
+  "$PY" -m pip install --quiet --disable-pip-version-check torch==2.13.0
+  "$PY" -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+  "$PY" -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (vlmid)" >/dev/null
+  echo "$want" > "$stamp"
+else
+  echo ">>> set-up already done ($VENV); skipping installs"
+fi
+
+FMNIST="${VLMID_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}"
+if [ ! -e "$FMNIST/t10k-images-idx3-ubyte.gz" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo ">>> installing Debian's dataset-fashion-mnist"
+    apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || \
+      { apt-get update -qq >/dev/null && apt-get install -y -qq dataset-fashion-mnist >/dev/null; }
+  else
+    echo ">>> Fashion-MNIST not found in $FMNIST: install Debian's dataset-fashion-mnist (as root)," >&2
+    echo "    or point VLMID_FASHION_MNIST at a folder with the four *-idx*-ubyte.gz files." >&2
+  fi
+fi
+
+# The venv's own tools first on PATH, so papermill's kernel is this environment.
+export PATH="$PWD/$VENV/bin:$PATH"
+# No hub can be reached: never try.
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
+export PYTHONHASHSEED=0 TOKENIZERS_PARALLELISM=false MPLBACKEND=Agg
+
+case "$mode" in
+  setup) echo ">>> set-up done"; exit 0 ;;
+  tests) exec "$PY" -m pytest "${pytest_args[@]}" ;;
+esac
+
+args=(--profile "$profile" --seed "$seed")
+[ -n "$only" ] && args+=(--only "$only")
+[ "$smoke" = 1 ] && args+=(--smoke)
+[ -n "$results" ] && args+=(--results "$results")
+exec "$PY" -m vlmid.pipeline "${args[@]}"

@@ -1,0 +1,15 @@
+"""vlmid: understanding and compressing vision-language models through intrinsic dimension.
+
+Where each idea lives:
+
+- ``vlmid.data``      Fashion-MNIST, the captioned scenes built from it, COCO / Flickr8k / CIFAR-10 loaders
+- ``vlmid.models``    the tiny BLIP and CLIP trained here, and the paper checkpoints
+- ``vlmid.metrics``   COCO caption metrics, zero-shot accuracy, semantic similarity
+- ``vlmid.id``        TwoNN intrinsic dimension and the hooks that collect layer representations
+- ``vlmid.pruning``   magnitude / gradient / PLATON scores, the ID prior, global masks, cubic schedule
+- ``vlmid.tokens``    vision-token pruning and merging patches for CLIP
+- ``vlmid.compress``  quantization, low-rank factorization, layer dropping
+- ``vlmid.results``   atomic result files with provenance
+"""
+
+__version__ = "0.1.0"

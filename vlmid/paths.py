@@ -1,0 +1,50 @@
+"""Where things live on disk, and the checks every notebook runs on its parameters."""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PROFILES = ("tiny", "paper")
+
+
+def results_dir(path: str | os.PathLike | None = None) -> Path:
+    """The results folder: ``path`` if given, else ``$VLMID_RESULTS`` or ``<repo>/results``."""
+    return Path(path or os.environ.get("VLMID_RESULTS") or REPO_ROOT / "results")
+
+
+def data_dir(path: str | os.PathLike | None = None) -> Path:
+    """Generated data and trained tiny models: ``path``, else ``$VLMID_DATA`` or ``<repo>/data``."""
+    return Path(path or os.environ.get("VLMID_DATA") or REPO_ROOT / "data")
+
+
+def check_profile(profile: str) -> str:
+    if profile not in PROFILES:
+        raise ValueError(
+            f"unknown profile {profile!r}: use 'tiny' (offline, models trained here) "
+            f"or 'paper' (real checkpoints and datasets on disk)"
+        )
+    return profile
+
+
+def check_fraction(name: str, value: float, low: float = 0.0, high: float = 1.0,
+                   include_low: bool = True) -> float:
+    """Raise a ValueError that says what is allowed when a ratio is out of range."""
+    ok = (low <= value if include_low else low < value) and value <= high
+    if not ok:
+        bracket = "[" if include_low else "("
+        raise ValueError(f"{name}={value!r} is out of range: it must lie in {bracket}{low}, {high}]")
+    return float(value)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch, and ask torch for deterministic kernels."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)

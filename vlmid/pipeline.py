@@ -1,0 +1,111 @@
+"""Run the numbered notebooks headless with papermill and record ``results/manifest.json``.
+
+``run_all.sh`` sets up the environment and then calls ``python -m vlmid.pipeline``; you can
+call it directly from an activated environment too::
+
+    python -m vlmid.pipeline --profile tiny --seed 0 --only 01
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+from .paths import PROFILES, REPO_ROOT, results_dir
+from .results import git_commit, package_versions, write_json
+
+NOTEBOOKS = REPO_ROOT / "notebooks"
+
+
+def notebooks(only: str | None = None) -> list[Path]:
+    """The numbered notebooks, in order; ``only='01'`` selects one by its number."""
+    found = sorted(p for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    if only is None:
+        return found
+    if not re.fullmatch(r"\d{1,2}", only):
+        raise SystemExit(f"--only takes a notebook number such as 01, not {only!r}")
+    picked = [p for p in found if p.name.startswith(f"{int(only):02d}_")]
+    if not picked:
+        numbers = ", ".join(p.name[:2] for p in found)
+        raise SystemExit(f"no notebook numbered {only!r} in notebooks/ (there are: {numbers})")
+    return picked
+
+
+def _failed_cell(exc: Exception) -> str:
+    """'cell 7 (ValueError: ...)' from papermill's error, as specific as it allows."""
+    ename = getattr(exc, "ename", type(exc).__name__)
+    evalue = str(getattr(exc, "evalue", exc)).strip().splitlines()
+    index = getattr(exc, "exec_count", None)
+    where = f"cell [{index}]" if index is not None else "a cell"
+    return f"{where}: {ename}: {evalue[0] if evalue else ''}"
+
+
+def run(profile: str, seed: int, only: str | None = None, results: str | None = None,
+        smoke: bool = False, extra_parameters: dict | None = None) -> int:
+    import papermill as pm
+
+    if profile not in PROFILES:
+        raise SystemExit(f"unknown profile {profile!r}: use one of {', '.join(PROFILES)}")
+    todo = notebooks(only)
+    out_root = results_dir(results)
+    executed = out_root / "executed"
+    executed.mkdir(parents=True, exist_ok=True)
+    manifest_path = out_root / "manifest.json"
+    manifest = {}
+    if manifest_path.exists():
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except ValueError:
+            manifest = {}
+    manifest.setdefault("notebooks", {})
+    manifest.update(commit=git_commit(), versions=package_versions())
+
+    status = 0
+    for i, nb in enumerate(todo, 1):
+        print(f"\n=== [{i}/{len(todo)}] {nb.name}  (profile={profile}, seed={seed}{', smoke' if smoke else ''})",
+              flush=True)
+        params = dict(profile=profile, seed=seed, smoke=smoke, **(extra_parameters or {}))
+        if results is not None:
+            params["results_dir"] = str(out_root)
+        t0 = time.perf_counter()
+        error = None
+        try:
+            pm.execute_notebook(str(nb), str(executed / nb.name), parameters=params,
+                                cwd=str(NOTEBOOKS), kernel_name="python3", progress_bar=True,
+                                log_output=False)
+        except Exception as exc:  # papermill re-raises the cell's error; report and stop
+            error = f"{nb.name} failed at {_failed_cell(exc)}"
+        wall = round(time.perf_counter() - t0, 1)
+        manifest["notebooks"][nb.stem] = {
+            "wall_seconds": wall, "exit_status": "failed" if error else "ok", "error": error,
+            "profile": profile, "seed": seed, "smoke": smoke, "commit": manifest["commit"],
+            "python": manifest["versions"]["python"], "versions": manifest["versions"],
+            "executed": str((executed / nb.name).relative_to(out_root)),
+        }
+        manifest["total_wall_seconds"] = round(sum(v["wall_seconds"] for v in manifest["notebooks"].values()), 1)
+        write_json(manifest_path, manifest)
+        if error:
+            print(f"\nFAILED: {error}\n  the executed notebook with the traceback: {executed / nb.name}",
+                  file=sys.stderr, flush=True)
+            status = 1
+            break
+        print(f"    done in {wall:.0f} s", flush=True)
+    return status
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m vlmid.pipeline", description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", default="tiny", choices=PROFILES)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--only", default=None, help="run one notebook by its number, e.g. 01")
+    ap.add_argument("--results", default=None, help="results folder (default: results/)")
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes, for a quick end-to-end check")
+    args = ap.parse_args(argv)
+    return run(args.profile, args.seed, args.only, args.results, args.smoke)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""Result files written atomically, each folder with the provenance that produced it.
+
+Every notebook owns one folder ``results/<notebook stem>/``. It writes CSV, JSON and PNG
+files through a :class:`ResultWriter`; each write goes to a temporary file in the same
+folder and is renamed into place, so an interrupted run never leaves a half-written file.
+Beside them, ``provenance.json`` records the git commit, profile, seed, package versions
+and wall time, and the SHA-256 of every file written.
+
+    out = ResultWriter("01_intrinsic_dimension", profile="tiny", seed=0)
+    out.csv(df, "id_profiles.csv")
+    out.figure(fig, "id_profiles.png")
+    out.metrics(id_vision_max=123.4)
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import io
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from .paths import REPO_ROOT, check_profile, results_dir
+
+KEY_PACKAGES = ("torch", "transformers", "numpy", "scikit-dimension", "bitsandbytes",
+                "pycocoevalcap", "papermill", "pandas")
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[io.IOBase], None], binary: bool = False) -> Path:
+    """Call ``write(f)`` on a temporary file beside ``path``, then rename it over ``path``.
+
+    If ``write`` raises, the temporary file is removed and ``path`` keeps its old content.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _jsonable(x: Any) -> Any:
+    """numpy / torch scalars and arrays to plain python; NaN and inf to None (JSON has neither)."""
+    if hasattr(x, "tolist") and not isinstance(x, (str, bytes)):
+        x = x.tolist()
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, Path):
+        return str(x)
+    return x
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> Path:
+    text = json.dumps(_jsonable(obj), indent=2, sort_keys=False) + "\n"
+    return atomic_write(path, lambda f: f.write(text))
+
+
+def git_commit() -> str:
+    """The commit of the repository, with ``-dirty`` when tracked files differ from it."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def package_versions(names=KEY_PACKAGES) -> dict[str, str]:
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def provenance(profile: str, seed: int, **extra: Any) -> dict[str, Any]:
+    import torch
+
+    return {
+        "commit": git_commit(),
+        "profile": profile,
+        "seed": seed,
+        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "host": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
+                 "torch_threads": torch.get_num_threads(),
+                 "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
+        "versions": package_versions(),
+        "command": " ".join(sys.argv[:1]),
+        **extra,
+    }
+
+
+class ResultWriter:
+    """Writes one notebook's results into ``<root>/<name>/`` atomically, with provenance."""
+
+    def __init__(self, name: str, profile: str, seed: int, root: str | os.PathLike | None = None,
+                 smoke: bool = False, **extra: Any):
+        check_profile(profile)
+        self.name = name
+        # smoke runs never overwrite the real results: they go to results/smoke/ unless told otherwise
+        base = results_dir(root) if root is not None else results_dir() / ("smoke" if smoke else "")
+        self.dir = base / name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._t0 = time.perf_counter()
+        self._prov = provenance(profile, seed, notebook=name, smoke=smoke, **extra)
+        self._files: dict[str, dict[str, Any]] = {}
+        prov_path = self.dir / "provenance.json"
+        if prov_path.exists():  # keep the record of files this run does not rewrite
+            with contextlib.suppress(ValueError, OSError):
+                self._files = json.loads(prov_path.read_text()).get("files", {})
+
+    def path(self, filename: str) -> Path:
+        return self.dir / filename
+
+    # -- writers ---------------------------------------------------------------------
+    def csv(self, df, filename: str, **kwargs) -> Path:
+        kwargs.setdefault("index", False)
+        text = df.to_csv(**kwargs)
+        return self._done(atomic_write(self.path(filename), lambda f: f.write(text)))
+
+    def json(self, obj: Any, filename: str) -> Path:
+        return self._done(write_json(self.path(filename), obj))
+
+    def text(self, text: str, filename: str) -> Path:
+        return self._done(atomic_write(self.path(filename), lambda f: f.write(text)))
+
+    def figure(self, fig, filename: str, dpi: int = 120) -> Path:
+        """Save a matplotlib figure (or seaborn grid) as PNG. Metadata carry no date, so reruns are byte-stable."""
+        fig = getattr(fig, "figure", fig) if not hasattr(fig, "savefig") else fig
+        return self._done(atomic_write(
+            self.path(filename),
+            lambda f: fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None}),
+            binary=True))
+
+    def metrics(self, values: dict[str, Any] | None = None, **more: Any) -> dict[str, Any]:
+        """Merge headline numbers into the flat ``metrics.json`` (name -> number or string)."""
+        path = self.path("metrics.json")
+        current: dict[str, Any] = {}
+        if path.exists():
+            with contextlib.suppress(ValueError, OSError):
+                current = json.loads(path.read_text())
+        new = {**(values or {}), **more}
+        for k, v in new.items():
+            v = _jsonable(v)
+            if not (v is None or isinstance(v, (int, float, str, bool))):
+                raise TypeError(f"metrics.json is flat: {k!r} must be a number or a string, not {type(v).__name__}")
+            current[k] = v
+        current.update(profile=self._prov["profile"], seed=self._prov["seed"], commit=self._prov["commit"])
+        self._done(write_json(path, current))
+        return current
+
+    # -- provenance ------------------------------------------------------------------
+    def _done(self, path: Path) -> Path:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        self._files[path.name] = {"sha256": digest, "commit": self._prov["commit"],
+                                  "profile": self._prov["profile"], "seed": self._prov["seed"]}
+        record = {**self._prov, "wall_seconds": round(time.perf_counter() - self._t0, 2),
+                  "files": dict(sorted(self._files.items()))}
+        write_json(self.dir / "provenance.json", record)
+        return path
