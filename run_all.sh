@@ -80,8 +80,8 @@ if [ ! -x "$PY" ]; then
 fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo ">>> installing torch==2.13.0 (CPU build) first, then vlmid and its dependencies (a few minutes, once)"
-  "$PY" -m pip install --quiet --disable-pip-version-check torch==2.13.0
-  "$PY" -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+  "$PY" -m pip install -qq --disable-pip-version-check torch==2.13.0
+  "$PY" -m pip install -qq --disable-pip-version-check -e ".[dev]"
   "$PY" -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (vlmid)" >/dev/null
   echo "$want" > "$stamp"
 else
