@@ -1,0 +1,332 @@
+"""Tests for vlmid.pruning: scores by hand, the global threshold, masks under AdamW, the schedule,
+the ID prior, what is never pruned, and the prune-while-fine-tuning loop on a tiny-config BLIP."""
+import math
+
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from vlmid.pruning import (Masks, MagnitudeScorer, PlatonScorer, PruneConfig, TaylorScorer,
+                           allocate_sparsity, apply_id_prior, cubic_keep_ratio, first_step_below,
+                           global_kth_value, global_masks, layer_scores, layer_units, layer_utility,
+                           layerwise_masks, linear_group, load_linear_ids, magnitude_score,
+                           module_sparsities, platon_score, platon_update, prunable_linears,
+                           prunable_weights, prune_finetune, sparsity_report, taylor_score)
+
+
+def tiny_blip(layers=2, hidden=32, seed=0):
+    from transformers import BlipConfig, BlipForConditionalGeneration, BlipTextConfig, BlipVisionConfig
+    torch.manual_seed(seed)
+    v = BlipVisionConfig(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+                         num_attention_heads=2, image_size=32, patch_size=8, initializer_range=0.02)
+    t = BlipTextConfig(vocab_size=60, hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+                       num_attention_heads=2, encoder_hidden_size=hidden, max_position_embeddings=16,
+                       bos_token_id=1, eos_token_id=2, pad_token_id=0, sep_token_id=2)
+    return BlipForConditionalGeneration(BlipConfig(vision_config=v.to_dict(), text_config=t.to_dict()))
+
+
+def blip_batches(seed=0, batch=4, length=8):
+    g = torch.Generator().manual_seed(seed)
+    while True:
+        ids = torch.randint(3, 60, (batch, length), generator=g)
+        ids[:, 0] = 1
+        yield torch.randn(batch, 3, 32, 32, generator=g), ids
+
+
+def blip_loss(model):
+    return lambda b: model(pixel_values=b[0], input_ids=b[1], labels=b[1]).loss
+
+
+class LinearLoss(nn.Module):
+    """loss = sum(W * C): its gradient is C, so every score is known by hand."""
+    def __init__(self, w):
+        super().__init__()
+        self.fc = nn.Linear(w.shape[1], w.shape[0], bias=False)
+        with torch.no_grad():
+            self.fc.weight.copy_(w)
+
+    def loss(self, c):
+        return (self.fc.weight * c).sum()
+
+
+# -- scores --------------------------------------------------------------------------------
+W = torch.tensor([[1.0, -2.0], [3.0, 0.5]])
+C = torch.tensor([[0.5, 1.0], [-1.0, 4.0]])
+
+
+def test_magnitude_and_taylor_by_hand():
+    assert torch.equal(magnitude_score(W), torch.tensor([[1.0, 2.0], [3.0, 0.5]]))
+    assert torch.equal(taylor_score(W, C), torch.tensor([[0.5, 2.0], [3.0, 2.0]]))
+    m = LinearLoss(W)
+    scorer = MagnitudeScorer({"fc": m.fc.weight})
+    assert torch.equal(scorer.scores()["fc"], W.abs())
+
+
+def test_taylor_scorer_averages_the_window():
+    m = LinearLoss(W)
+    scorer = TaylorScorer({"fc": m.fc.weight})
+    for c in (C, 3 * C):
+        m.fc.weight.grad = None
+        m.loss(c).backward()
+        scorer.observe()
+    # mean over the two steps of |w * c| = 2 |w * C|
+    assert torch.allclose(scorer.scores()["fc"], 2 * (W * C).abs())
+    with pytest.raises(RuntimeError):  # the window starts afresh
+        scorer.scores()
+
+
+def test_platon_update_by_hand():
+    w, g = torch.tensor([2.0]), torch.tensor([1.0])
+    i_bar, u_bar = platon_update(torch.zeros(1), torch.zeros(1), w, g, 0.85, 0.95)
+    # I = 2; I_bar = 0.15 * 2 = 0.3; U = |2 - 0.3| = 1.7; U_bar = 0.05 * 1.7 = 0.085
+    assert i_bar.item() == pytest.approx(0.3) and u_bar.item() == pytest.approx(0.085)
+    i_bar, u_bar = platon_update(i_bar, u_bar, w, torch.tensor([0.0]), 0.85, 0.95)
+    # I = 0; I_bar = 0.85 * 0.3 = 0.255; U = 0.255; U_bar = 0.95 * 0.085 + 0.05 * 0.255 = 0.0935
+    assert i_bar.item() == pytest.approx(0.255) and u_bar.item() == pytest.approx(0.0935)
+    assert platon_score(i_bar, u_bar).item() == pytest.approx(0.255 * 0.0935)
+
+
+def test_platon_scorer_on_a_model():
+    m = LinearLoss(W)
+    scorer = PlatonScorer({"fc": m.fc.weight})
+    m.loss(C).backward()
+    scorer.observe()
+    sens = (W * C).abs()
+    i_bar = 0.15 * sens
+    u_bar = 0.05 * (sens - i_bar).abs()
+    assert torch.allclose(scorer.scores()["fc"], i_bar * u_bar)
+    # the weight with the largest |w g| (3.0, at [1, 0]) is the most important one
+    assert scorer.scores()["fc"].argmax().item() == 2
+    with pytest.raises(ValueError, match="beta1"):
+        PlatonScorer({"fc": m.fc.weight}, beta1=1.0)
+
+
+# -- the global threshold ------------------------------------------------------------------
+def test_global_kth_value_matches_concatenation():
+    g = torch.Generator().manual_seed(0)
+    ts = [torch.randn(50, 40, generator=g).abs() ** 3, torch.rand(300, generator=g), torch.randn(7, 9, generator=g)]
+    allv = torch.cat([t.reshape(-1) for t in ts])
+    for k in (1, 17, 1000, 2300, allv.numel()):
+        # a tiny gather limit forces several rounds of histogram refinement
+        got = global_kth_value(ts, k, bins=8, gather_limit=16)
+        assert got.item() == allv.kthvalue(k).values.item()
+    ties = [torch.randint(0, 3, (100,), generator=g).float() for _ in range(3)]
+    allt = torch.cat(ties)
+    for k in (1, 100, 150, 300):
+        assert global_kth_value(ties, k, bins=4, gather_limit=2).item() == allt.kthvalue(k).values.item()
+    with pytest.raises(ValueError, match="k=0"):
+        global_kth_value(ts, 0)
+
+
+@pytest.mark.parametrize("sparsity", [0.0, 0.2, 0.4, 0.6, 0.8, 0.97])
+def test_global_threshold_hits_the_sparsity(sparsity):
+    g = torch.Generator().manual_seed(1)
+    scores = {"a": torch.rand(30, 20, generator=g), "b": 0.5 * torch.rand(64, 8, generator=g),
+              "c": torch.rand(10, 10, generator=g) + 0.5,
+              "ties": torch.full((12, 12), 0.25)}  # a block of ties right in the middle
+    masks = global_masks(scores, sparsity, min_keep=4)
+    total = sum(s.numel() for s in scores.values())
+    pruned = sum(int((~m).sum()) for m in masks.values())
+    assert abs(pruned - round(sparsity * total)) <= len(scores)  # within one weight per matrix
+    assert pruned == round(sparsity * total)  # in fact exact
+    # one threshold: nothing pruned scores above anything kept (except in matrices held at min_keep)
+    free = [n for n in scores if int(masks[n].sum()) > 4]
+    kept = torch.cat([scores[n][masks[n]] for n in free] + [torch.tensor([float("inf")])])
+    gone = torch.cat([s[~m] for s, m in zip(scores.values(), masks.values())] + [torch.tensor([-1.0])])
+    assert gone.max() <= kept.min()
+    for m in masks.values():
+        assert int(m.sum()) >= 4
+
+
+def test_min_keep_is_respected_and_paid_for_by_the_others():
+    scores = {"small": torch.full((4, 4), 1e-6), "big": torch.rand(20, 20)}
+    masks = global_masks(scores, 0.5, min_keep=3)
+    assert int(masks["small"].sum()) == 3
+    assert sum(int((~m).sum()) for m in masks.values()) == round(0.5 * 416)
+
+
+def test_layerwise_masks_per_matrix():
+    scores = {"a": torch.arange(100.0).reshape(10, 10), "b": torch.arange(50.0)}
+    masks = layerwise_masks(scores, {"a": 0.3, "b": 0.9}, min_keep=2)
+    assert int((~masks["a"]).sum()) == 30 and bool(masks["a"].reshape(-1)[30:].all())
+    assert int((~masks["b"]).sum()) == 45
+
+
+# -- masks stay applied --------------------------------------------------------------------
+def test_masked_weights_stay_zero_through_adamw():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
+    x, y = torch.randn(32, 8), torch.randn(32, 4)
+
+    def step():
+        opt.zero_grad()
+        nn.functional.mse_loss(model(x), y).backward()
+        opt.step()
+
+    for _ in range(3):  # build up AdamW momentum first
+        step()
+    weights = prunable_weights(model)
+    masks = Masks(weights)
+    masks.update(global_masks({n: w.abs() for n, w in weights.items()}, 0.5))
+    # without the hooks, AdamW's momentum moves the pruned weights off zero at once
+    snapshot = {k: v.clone() for k, v in model.state_dict().items()}
+    step()
+    assert any(bool((w[~masks.masks[n]] != 0).any()) for n, w in weights.items())
+    model.load_state_dict(snapshot)
+    masks.apply()
+    masks.attach(opt)
+    for _ in range(5):
+        step()
+        for n, w in weights.items():
+            assert bool((w[~masks.masks[n]] == 0).all())
+            assert w.grad is None or bool((w.grad[~masks.masks[n]] == 0).all())
+    assert sparsity_report(model).overall == pytest.approx(0.5, abs=2 / 192)
+    masks.detach()
+
+
+# -- the cubic schedule --------------------------------------------------------------------
+def test_cubic_schedule_ends_and_midpoint():
+    T, t_i, t_f, r_T = 110, 5, 5, 0.2
+    assert cubic_keep_ratio(0, T, r_T, t_i, t_f) == 1.0
+    assert cubic_keep_ratio(t_i, T, r_T, t_i, t_f) == 1.0  # pruning starts from r_0
+    assert cubic_keep_ratio(T - t_f, T, r_T, t_i, t_f) == r_T
+    assert cubic_keep_ratio(T - 1, T, r_T, t_i, t_f) == r_T
+    # midpoint of the pruning span: r_T + (1 - r_T) / 8
+    assert cubic_keep_ratio(t_i + 50, T, r_T, t_i, t_f) == pytest.approx(0.2 + 0.8 / 8)
+    keeps = [cubic_keep_ratio(t, T, r_T, t_i, t_f) for t in range(T)]
+    assert all(a >= b for a, b in zip(keeps, keeps[1:]))
+    assert first_step_below(0.6, T, r_T, t_i, t_f) == next(t for t, k in enumerate(keeps) if k <= 0.6)
+    with pytest.raises(ValueError, match="final_keep"):
+        cubic_keep_ratio(0, T, 1.2)
+
+
+# -- the ID prior --------------------------------------------------------------------------
+def test_id_prior_changes_which_weights_are_pruned():
+    g = torch.Generator().manual_seed(0)
+    w = torch.rand(2, 10, 10, generator=g)
+    scores = {"low_id": w[0], "high_id": w[1]}
+    plain = global_masks(scores, 0.5, min_keep=1)
+    prior = global_masks(apply_id_prior(scores, {"low_id": 2.0, "high_id": 50.0}), 0.5, min_keep=1)
+    # plainly both matrices lose about half; with the prior the low-ID one pays almost everything
+    assert 30 < int((~plain["low_id"]).sum()) < 70
+    assert int((~prior["low_id"]).sum()) >= 95 and int((~prior["high_id"]).sum()) <= 5
+    assert not torch.equal(plain["low_id"], prior["low_id"])
+    with pytest.raises(KeyError, match="no intrinsic dimension"):
+        apply_id_prior(scores, {"low_id": 2.0})
+
+
+def test_load_linear_ids(tmp_path):
+    with pytest.raises(FileNotFoundError, match="run notebook 01 first"):
+        load_linear_ids(tmp_path)
+    (tmp_path / "01_intrinsic_dimension").mkdir()
+    pd.DataFrame(dict(module=["a.b", "c"], id=[12.5, 3.0], n_points=[100, 100], group=["vision", "language"])
+                 ).to_csv(tmp_path / "01_intrinsic_dimension" / "linear_ids_blip.csv", index=False)
+    assert load_linear_ids(tmp_path) == {"a.b": 12.5, "c": 3.0}
+
+
+# -- what may be pruned on BLIP ------------------------------------------------------------
+def test_blip_embeddings_norms_and_lm_head_never_pruned():
+    model = tiny_blip()
+    linears = prunable_linears(model)
+    assert len(linears) == 2 * 4 + 2 * 10  # 4 per vision block, 10 per text block (6 language + 4 fusion)
+    assert not any("cls." in n or "embed" in n for n in linears)
+    assert {linear_group(n) for n in linears} == {"vision", "language", "fusion"}
+    assert sum(linear_group(n) == "fusion" for n in linears) == 8
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    weights = {n: m.weight for n, m in linears.items()}
+    Masks(weights).update(global_masks({n: w.abs() for n, w in weights.items()}, 0.8))
+    pruned_names = {f"{n}.weight" for n in linears}
+    for n, p in model.named_parameters():
+        if n not in pruned_names:  # embeddings, norms, biases, LM head: untouched
+            assert torch.equal(p, before[n]), n
+    rep = sparsity_report(model)
+    assert rep.overall == pytest.approx(0.8, abs=1e-3)
+    assert set(rep.per_group) == {"vision", "language", "fusion"}
+    assert 0 < rep.of_all_parameters < rep.overall
+    assert len(rep.per_layer) == len(linears)
+    only_vision = prunable_linears(model, groups=("vision",))
+    assert len(only_vision) == 8
+    with pytest.raises(ValueError, match="groups"):
+        prunable_linears(model, groups=("audio",))
+
+
+# -- the layer-level score -----------------------------------------------------------------
+def test_layer_units_scores_and_allocation():
+    model = tiny_blip()
+    linears = prunable_linears(model)
+    units = layer_units(linears)
+    assert sorted(units) == ["fusion.0", "fusion.1", "language.0", "language.1", "vision.0", "vision.1"]
+    assert len(units["language.0"]) == 6 and len(units["fusion.1"]) == 4
+    # utility: a fake metric that only "needs" vision block 0
+    lin = linears
+
+    def evaluate():
+        return 1.0 + float(lin["vision_model.encoder.layers.0.mlp.fc1"].weight.abs().sum() > 0)
+    base, drops = layer_utility(linears, units, evaluate, progress=False)
+    assert base == 2.0 and drops["vision.0"] == 1.0 and drops["language.1"] == 0.0
+    assert lin["vision_model.encoder.layers.0.mlp.fc1"].weight.abs().sum() > 0  # restored
+    sizes = {n: m.weight.numel() for n, m in linears.items()}
+    ids = {n: 10.0 for n in linears}
+    sc = layer_scores(units, ids, sizes, drops, lam=1.0)
+    assert max(sc, key=sc.get) == "vision.0"
+    unit_sizes = {u: sum(sizes[n] for n in ns) for u, ns in units.items()}
+    alloc = allocate_sparsity(sc, unit_sizes, 0.4, spread=0.5)
+    mean = sum(alloc[u] * unit_sizes[u] for u in alloc) / sum(unit_sizes.values())
+    assert mean == pytest.approx(0.4, abs=1e-6)
+    assert alloc["vision.0"] == min(alloc.values()) and alloc["vision.0"] < 0.4
+    per_module = module_sparsities(units, alloc)
+    assert per_module["vision_model.encoder.layers.0.mlp.fc2"] == alloc["vision.0"]
+    with pytest.raises(ValueError, match="lam"):
+        layer_scores(units, ids, sizes, drops, lam=-1)
+
+
+# -- the loop, on a tiny-config BLIP (the paper path uses the same classes) ----------------
+@pytest.mark.parametrize("method,id_prior", [("magnitude", False), ("platon", True), ("gradient", False)])
+def test_prune_finetune_on_tiny_blip(method, id_prior):
+    torch.set_num_threads(1)
+    model = tiny_blip()
+    ids = {n: float(i % 7 + 1) for i, n in enumerate(prunable_linears(model))}
+    seen = []
+
+    def on_checkpoint(sparsity, m):
+        seen.append(sparsity)
+        assert not m.training
+        return {"CIDEr": 1.0 - sparsity}
+
+    cfg = PruneConfig(method=method, id_prior=id_prior, final_sparsity=0.6, total_steps=12, initial_warmup=1,
+                      final_warmup=1, delta_t=2, lr=1e-3, checkpoints=(0.2, 0.4), hold_steps=1)
+    run = prune_finetune(model, blip_loss(model), blip_batches(), cfg, ids=ids, on_checkpoint=on_checkpoint,
+                         progress=False)
+    assert seen == [0.2, 0.4]
+    assert [c["sparsity"] for c in run.checkpoints] == [0.2, 0.4]
+    for c in run.checkpoints:  # counted zeros: at least the target, a hair above when PLATON revives zeros
+        assert c["sparsity"] - 1e-3 <= c["actual_sparsity"] <= c["sparsity"] + 0.02
+        assert c["CIDEr"] == pytest.approx(1.0 - c["sparsity"])
+    assert run.history["loss"].map(math.isfinite).all()
+    # stopped after the last checkpoint, and the pruned weights stayed zero in the model
+    assert sparsity_report(model).overall >= 0.4 - 1e-3
+    assert model.text_decoder.bert.embeddings.word_embeddings.weight.ne(0).all()
+
+
+def test_prune_finetune_layer_method_and_validation():
+    torch.set_num_threads(1)
+    model = tiny_blip()
+    linears = prunable_linears(model)
+    units = layer_units(linears)
+    sc = {u: (2.0 if u.startswith("vision") else 1.0) for u in units}
+    sizes = {u: sum(linears[n].weight.numel() for n in ns) for u, ns in units.items()}
+    cfg = PruneConfig(method="layer", final_sparsity=0.5, total_steps=6, initial_warmup=0, final_warmup=1,
+                      delta_t=5, lr=1e-3)
+    prune_finetune(model, blip_loss(model), blip_batches(), cfg, progress=False,
+                   layer_allocation=lambda s: module_sparsities(units, allocate_sparsity(sc, sizes, s)))
+    rep = sparsity_report(model)
+    assert rep.overall == pytest.approx(0.5, abs=0.01)
+    assert rep.per_group["vision"] < rep.per_group["language"]  # asymmetric: high score, fewer pruned
+    with pytest.raises(ValueError, match="method"):
+        PruneConfig(method="random").validate()
+    with pytest.raises(ValueError, match="ids"):
+        prune_finetune(model, blip_loss(model), blip_batches(), PruneConfig(id_prior=True), progress=False)
+    with pytest.raises(ValueError, match="checkpoint"):
+        PruneConfig(final_sparsity=0.4, checkpoints=(0.6,)).validate()

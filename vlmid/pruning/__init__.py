@@ -1,0 +1,31 @@
+"""Unstructured pruning of vision-language models, with and without the intrinsic-dimension prior.
+
+- ``scores``      magnitude |w|, gradient (Taylor) |w g|, PLATON (EMA sensitivity x uncertainty),
+                  the ID prior (score x ID of the weight's nn.Linear), notebook 01's IDs
+- ``masks``       what may be pruned, ONE global threshold (memory-aware k-th value), masks that
+                  stay applied through optimiser steps, the sparsity actually reached
+- ``schedule``    PLATON's cubic schedule of the kept fraction
+- ``layer_score`` Score_l = ID_l / Comp_l + lambda * Utility_l -> per-layer ("asymmetric") sparsities
+- ``finetune``    iterative pruning during fine-tuning, evaluated at checkpoint sparsities
+
+    from vlmid.pruning import PruneConfig, prune_finetune, sparsity_report
+    run = prune_finetune(model, loss_fn, batches, PruneConfig(method="platon", id_prior=True), ids=ids)
+"""
+from .finetune import METHODS, PruneConfig, PruneRun, config_dict, prune_finetune
+from .layer_score import allocate_sparsity, layer_scores, layer_units, layer_utility, module_sparsities
+from .masks import (GROUPS, Masks, SparsityReport, global_kth_value, global_masks, layerwise_masks,
+                    linear_block, linear_group, prunable_linears, prunable_weights, sparsity_report)
+from .schedule import cubic_keep_ratio, first_step_below
+from .scores import (MagnitudeScorer, PlatonScorer, TaylorScorer, apply_id_prior, gradient_score,
+                     load_linear_ids, magnitude_score, make_scorer, platon_score, platon_update,
+                     taylor_score)
+
+__all__ = [
+    "METHODS", "PruneConfig", "PruneRun", "config_dict", "prune_finetune",
+    "allocate_sparsity", "layer_scores", "layer_units", "layer_utility", "module_sparsities",
+    "GROUPS", "Masks", "SparsityReport", "global_kth_value", "global_masks", "layerwise_masks",
+    "linear_block", "linear_group", "prunable_linears", "prunable_weights", "sparsity_report",
+    "cubic_keep_ratio", "first_step_below",
+    "MagnitudeScorer", "PlatonScorer", "TaylorScorer", "apply_id_prior", "gradient_score",
+    "load_linear_ids", "magnitude_score", "make_scorer", "platon_score", "platon_update", "taylor_score",
+]

@@ -1,0 +1,173 @@
+"""Iterative pruning during fine-tuning: the loop of the study (and of PLATON).
+
+Every optimiser step: loss, backward, the scorer observes the gradients, AdamW steps and
+the masks are re-applied. Every ``delta_t`` steps the masks are recomputed from the scores
+(times the ID prior, if asked) at the kept fraction the cubic schedule gives for that step.
+
+One schedule can serve several sparsities: when the pruned fraction first passes a
+*checkpoint* (e.g. 0.2, 0.4, 0.6, 0.8) the masks are set to exactly that sparsity, held for
+``hold_steps`` steps of recovery, and ``on_checkpoint(sparsity, model)`` is called (e.g. to
+compute CIDEr); then the schedule goes on. That is how notebook 02 fits 4 sparsities of 7
+methods into a few minutes.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterator, Mapping
+
+import pandas as pd
+import torch
+from torch import nn
+
+from .masks import GROUPS, Masks, global_masks, layerwise_masks, prunable_weights, sparsity_report
+from .schedule import cubic_keep_ratio
+from .scores import apply_id_prior, make_scorer
+
+METHODS = ("magnitude", "gradient", "platon", "layer")
+
+
+@dataclass
+class PruneConfig:
+    method: str = "magnitude"        # magnitude | gradient (Taylor) | platon | layer (asymmetric, magnitude inside)
+    id_prior: bool = False           # multiply every weight's score by the ID of its Linear
+    final_sparsity: float = 0.8      # the schedule's end point r_T = 1 - final_sparsity
+    total_steps: int = 100           # schedule length T (hold steps come on top)
+    initial_warmup: int = 5          # t_i: dense fine-tuning first
+    final_warmup: int = 10           # t_f: fine-tuning at the final sparsity
+    delta_t: int = 10                # masks recomputed every delta_t steps
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    beta1: float = 0.85              # PLATON sensitivity EMA
+    beta2: float = 0.95              # PLATON uncertainty EMA
+    min_keep: int = 4                # every matrix keeps at least this many weights
+    groups: tuple = GROUPS           # which parts may be pruned (modality sensitivity: ("vision",))
+    checkpoints: tuple = ()          # sparsities at which on_checkpoint is called
+    hold_steps: int = 0              # recovery steps at a checkpoint before on_checkpoint
+    stop_after_last_checkpoint: bool = True
+    bf16: bool = False               # bfloat16 autocast for the forward/backward (CPU with avx512_bf16)
+
+    def validate(self) -> "PruneConfig":
+        if self.method not in METHODS:
+            raise ValueError(f"method={self.method!r} is unknown: use one of {METHODS}")
+        if self.method == "layer" and self.id_prior:
+            raise ValueError("id_prior=True with method='layer': the layer score already contains the ID")
+        if not 0.0 <= self.final_sparsity < 1.0:
+            raise ValueError(f"final_sparsity={self.final_sparsity!r} is out of range: it must lie in [0, 1)")
+        if self.delta_t < 1 or self.total_steps < 1:
+            raise ValueError(f"delta_t={self.delta_t}, total_steps={self.total_steps}: both must be >= 1")
+        for c in self.checkpoints:
+            if not 0.0 < c <= self.final_sparsity:
+                raise ValueError(f"checkpoint sparsity {c!r} is out of range: it must lie in (0, final_sparsity="
+                                 f"{self.final_sparsity}]")
+        cubic_keep_ratio(0, self.total_steps, 1 - self.final_sparsity, self.initial_warmup, self.final_warmup)
+        return self
+
+
+@dataclass
+class PruneRun:
+    config: PruneConfig
+    checkpoints: list = field(default_factory=list)   # one dict per checkpoint (sparsity, step, metrics...)
+    reports: dict = field(default_factory=dict)       # {target sparsity: SparsityReport}
+    history: pd.DataFrame | None = None               # step, loss, keep target, mask sparsity
+
+
+def prune_finetune(model: nn.Module, loss_fn: Callable[[Any], torch.Tensor], batches: Iterator,
+                   config: PruneConfig, ids: Mapping[str, float] | None = None,
+                   layer_allocation: Callable[[float], Mapping[str, float]] | None = None,
+                   on_checkpoint: Callable[[float, nn.Module], Mapping[str, Any]] | None = None,
+                   progress: bool = True, desc: str | None = None) -> PruneRun:
+    """Fine-tune ``model`` on ``loss_fn(next(batches))`` while pruning it on the cubic schedule.
+
+    ``ids``: ``{module name: ID}``, needed when ``config.id_prior``. ``layer_allocation``:
+    ``target sparsity -> {module name: sparsity}``, needed for ``method='layer'`` (see
+    :mod:`vlmid.pruning.layer_score`). The masks are detached when the run ends; the pruned
+    weights stay zero in ``model``.
+    """
+    cfg = config.validate()
+    if cfg.id_prior and ids is None:
+        raise ValueError("id_prior=True needs ids={module name: ID} (notebook 01's linear_ids_blip.csv)")
+    if cfg.method == "layer" and layer_allocation is None:
+        raise ValueError("method='layer' needs layer_allocation (target sparsity -> per-module sparsities)")
+    weights = prunable_weights(model, cfg.groups)
+    scorer = make_scorer("magnitude" if cfg.method == "layer" else cfg.method, weights,
+                         **({"beta1": cfg.beta1, "beta2": cfg.beta2} if cfg.method == "platon" else {}))
+    masks = Masks(weights)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    masks.attach(opt)
+
+    def new_masks(sparsity: float, scores: Mapping[str, torch.Tensor]):
+        if cfg.method == "layer":
+            return layerwise_masks(scores, layer_allocation(sparsity), cfg.min_keep)
+        if cfg.id_prior:
+            scores = apply_id_prior(scores, ids)
+        return global_masks(scores, sparsity, cfg.min_keep)
+
+    def train_step() -> float:
+        batch = next(batches)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            loss = loss_fn(batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        scorer.observe()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        opt.step()  # the masks' post-step hook zeroes pruned weights again
+        return float(loss.detach())
+
+    run = PruneRun(config=cfg)
+    pending = sorted(cfg.checkpoints)
+    history = []
+    current = 0.0
+    T, t_i, t_f = cfg.total_steps, cfg.initial_warmup, cfg.final_warmup
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=T, desc=desc or f"{cfg.method}{'+ID' if cfg.id_prior else ''}", leave=False)
+    model.train()
+    try:
+        for step in range(1, T + 1):
+            loss = train_step()
+            keep = cubic_keep_ratio(step, T, 1 - cfg.final_sparsity, t_i, t_f)
+            update = step >= t_i and (step % cfg.delta_t == 0 or step == T - t_f or
+                                      (pending and 1 - keep >= pending[0] - 1e-9))
+            if update:
+                scores = scorer.scores()
+                while pending and 1 - keep >= pending[0] - 1e-9:
+                    target = pending.pop(0)
+                    masks.update(new_masks(target, scores))
+                    current = target
+                    for _ in range(cfg.hold_steps):
+                        history.append(dict(step=step, loss=train_step(), keep=1 - target, sparsity=target))
+                    run.reports[target] = rep = sparsity_report(model, cfg.groups)
+                    was_training = model.training
+                    model.eval()
+                    metrics = dict(on_checkpoint(target, model)) if on_checkpoint else {}
+                    model.train(was_training)
+                    run.checkpoints.append(dict(sparsity=target, step=step, actual_sparsity=rep.overall,
+                                                **{f"sparsity_{g}": v for g, v in rep.per_group.items()},
+                                                **metrics))
+                    if cfg.hold_steps:  # held steps moved the weights: fresh scores for what follows
+                        scores = scorer.scores()
+                if 1 - keep > current + 1e-9:
+                    masks.update(new_masks(1 - keep, scores))
+                    current = 1 - keep
+            history.append(dict(step=step, loss=loss, keep=keep, sparsity=current))
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.3f}", sparsity=f"{current:.2f}")
+            if cfg.checkpoints and not pending and cfg.stop_after_last_checkpoint:
+                break
+    finally:
+        masks.detach()
+        if bar is not None:
+            bar.close()
+        model.eval()
+    run.history = pd.DataFrame(history)
+    return run
+
+
+def config_dict(cfg: PruneConfig) -> dict:
+    """The configuration as plain values, for result tables and provenance."""
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()}
