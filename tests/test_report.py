@@ -1,0 +1,162 @@
+"""The report and the README table come from results/ only, and the committed ones agree with it."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from vlmid import report
+from vlmid.paths import REPO_ROOT
+from vlmid.report import README_END, README_START, headline_table, render_report, write_report
+
+M00 = {"blip_cider": 1.3125, "blip_bleu4": 0.3412, "clip_zeroshot_top1": 0.7125, "build_seconds": 512.3,
+       "blip_params": 1900000, "clip_params": 2100000}
+M01 = {"twonn_rel_diff_vs_skdim": 0.0004, "twonn_speedup_vs_skdim": 1.7, "id_vision_max": 41.5,
+       "id_language_max": 12.25, "id_fusion_max": 20.0, "id_vision_mean": 30.0,
+       "id_language_mean": 9.0, "id_fusion_mean": 15.0}
+M02 = {"dense_cider": 1.3, "best_method_at_40": "platon+id", "best_cider_retained_at_40": 0.991,
+       "id_prior_gain_at_40": -0.012, "vision_only_cider_at_40": 1.10, "language_only_cider_at_40": 1.25}
+
+
+def write_nb(root, stem, metrics, profile="tiny", smoke=False, files=()):
+    folder = root / stem
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps({**metrics, "profile": profile, "seed": 0,
+                                                     "commit": "0123456789abcdef"}))
+    (folder / "provenance.json").write_text(json.dumps({"smoke": smoke, "profile": profile}))
+    for name in files:
+        (folder / name).write_bytes(b"a,b\n1,2.5\n" if name.endswith(".csv") else b"\x89PNG fake")
+    return folder
+
+
+@pytest.fixture()
+def results(tmp_path):
+    root = tmp_path / "results"
+    write_nb(root, "00_build_models_and_data", M00, files=("quality.csv", "samples.png"))
+    write_nb(root, "01_intrinsic_dimension", M01, files=("id_profiles.csv", "id_profiles.png"))
+    write_nb(root, "02_pruning_blip", M02)
+    # 03 wrote nothing yet; 04 only ran in smoke mode: neither is a result
+    write_nb(root, "04_flickr8k_token_pruned", {"flops_ratio": 0.5, "train_time_ratio": 0.01,
+                                                "baseline_recall5": 0.9, "pruned_recall5": 0.1,
+                                                "lossyness": 0.88}, smoke=True)
+    # 05 is missing a key
+    write_nb(root, "05_quantization_lowrank", {"int8_bytes_ratio": 0.27, "fp32_cider": 1.3})
+    return root
+
+
+def rows_of(table: str) -> dict[str, list[str]]:
+    """Verdict column by notebook number, in table order."""
+    out: dict[str, list[str]] = {}
+    for line in table.splitlines()[2:]:
+        cells = [c.strip() for c in line.strip("|").split(" | ")]
+        out.setdefault(cells[0], []).append(cells[-1].strip("*"))
+    return out
+
+
+def test_headline_verdicts_come_from_the_numbers(results):
+    table = headline_table(results)
+    verdicts = rows_of(table)
+    assert verdicts["00"] == ["target met"] * 3
+    # ordering vision > fusion > language holds; ranges hold; TwoNN is only 1.7x faster
+    assert verdicts["01"] == ["reproduced", "reproduced", "target missed"]
+    # 99.1 % kept; the ID prior hurt; language pruned keeps more; the absolute COCO claim needs the paper profile
+    assert verdicts["02"] == ["reproduced", "not reproduced", "reproduced", "not testable offline"]
+    assert set(verdicts["03"]) == {"not run yet"} and set(verdicts["04"]) == {"not run yet"}
+    assert set(verdicts["05"]) == {"not measured"}
+    # measured values are formatted from metrics.json, the anchors from the literature
+    assert "CIDEr-D 1.312, BLEU-4 0.341" in table and "71.2%" in table and "1,900,000" in table
+    assert "platon+id: 99.1% of dense CIDEr-D 1.300" in table
+    assert "CIDEr 1.333, BLEU-4 0.397" in table  # BLIP-base anchor, REFERENCE.md §7
+
+
+def test_missing_notebooks_are_never_filled_in(results):
+    table = headline_table(results)
+    for line in table.splitlines()[2:]:
+        cells = [c.strip() for c in line.strip("|").split(" | ")]
+        if cells[0] in ("03", "04"):
+            assert cells[2] == "-", line  # nothing measured, nothing invented
+
+
+def test_a_changed_number_changes_the_verdict(results):
+    m = json.loads((results / "00_build_models_and_data" / "metrics.json").read_text())
+    m["blip_cider"] = 1.19
+    (results / "00_build_models_and_data" / "metrics.json").write_text(json.dumps(m))
+    assert rows_of(headline_table(results))["00"][0] == "target missed"
+
+
+def test_paper_profile_makes_the_absolute_claim_testable(tmp_path):
+    root = tmp_path / "results"
+    write_nb(root, "02_pruning_blip", {**M02, "dense_cider": 1.333, "best_cider_retained_at_40": 0.99},
+             profile="paper")
+    # 1.333 * 1 % = 1.3 CIDEr points lost <= 2.9
+    assert rows_of(headline_table(root))["02"][3] == "reproduced"
+
+
+def test_report_embeds_figures_and_links_tables(results):
+    text = render_report(results)
+    assert "![id_profiles](01_intrinsic_dimension/id_profiles.png)" in text
+    assert (results / "01_intrinsic_dimension" / "id_profiles.png").exists()  # the link resolves from results/
+    assert "[quality.csv](00_build_models_and_data/quality.csv)" in text
+    assert "## 03 CLIP vision-token pruning" in text and "*Not run yet*" in text
+    assert headline_table(results) in text
+    assert render_report(results) == text  # deterministic: no clock in it
+
+
+def test_report_previews_key_tables(results, monkeypatch):
+    nbs = tuple(report.Notebook(nb.number, nb.stem, nb.title, key_tables=("quality.csv",))
+                if nb.number == "00" else nb for nb in report.NOTEBOOKS)
+    monkeypatch.setattr(report, "NOTEBOOKS", nbs)
+    text = render_report(results)
+    assert "`quality.csv` (first rows):\n\n| a | b |\n|---|---|\n| 1 | 2.5 |\n" in text
+
+
+def test_write_report_updates_only_the_readme_section(results, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# vlmid\n\nintro\n\n## Results\n{README_START}\nold table\n{README_END}\n\n## More\ntext\n")
+    path = write_report(results, readme)
+    assert path == results / "REPORT.md" and path.read_text() == render_report(results)
+    text = readme.read_text()
+    assert "old table" not in text and text.startswith("# vlmid\n\nintro\n") and text.endswith("## More\ntext\n")
+    inside = text.split(README_START)[1].split(README_END)[0]
+    assert inside == report.readme_section(results) and headline_table(results) in inside
+    write_report(results, readme)
+    assert readme.read_text() == text  # idempotent
+
+
+def test_readme_without_markers_is_left_alone(results, tmp_path, capsys):
+    readme = tmp_path / "README.md"
+    readme.write_text("# vlmid\n")
+    write_report(results, readme)
+    assert readme.read_text() == "# vlmid\n"
+    assert "markers" in capsys.readouterr().err
+
+
+def test_every_row_names_a_known_notebook_and_its_keys():
+    numbers = {nb.number for nb in report.NOTEBOOKS}
+    for row in report.ROWS:
+        assert row.notebook in numbers and row.kind in ("claim", "target")
+        fields = {m.group(1) for m in report._FIELD.finditer(row.measured)}
+        assert fields <= set(row.needs), (row.statement, fields - set(row.needs))
+    assert {r.notebook for r in report.ROWS} == numbers
+
+
+# -- the committed report and README agree with the committed results --------------------------------
+RESULTS = REPO_ROOT / "results"
+HAS_RESULTS = any(report.load_metrics(RESULTS, nb) is not None for nb in report.NOTEBOOKS)
+
+
+@pytest.mark.skipif(not HAS_RESULTS, reason="results/ holds no notebook metrics yet")
+def test_committed_report_matches_results():
+    path = RESULTS / "REPORT.md"
+    assert path.exists(), "results/REPORT.md is missing: run python -m vlmid.report"
+    assert path.read_text() == render_report(RESULTS), \
+        "results/REPORT.md disagrees with results/: run python -m vlmid.report"
+
+
+@pytest.mark.skipif(not HAS_RESULTS, reason="results/ holds no notebook metrics yet")
+def test_committed_readme_table_matches_results():
+    text = (REPO_ROOT / "README.md").read_text()
+    assert README_START in text and README_END in text, "README.md lacks the results markers"
+    inside = text.split(README_START, 1)[1].split(README_END, 1)[0]
+    assert inside == report.readme_section(RESULTS), \
+        "the README's results table disagrees with results/: run python -m vlmid.report"
