@@ -1,0 +1,183 @@
+"""COCO captions in Karpathy's split (``dataset_coco.json``), the split BLIP reports on.
+
+On-disk format (Karpathy's ``caption_datasets.zip``)::
+
+    dataset_coco.json = {"images": [{"filepath": "val2014", "filename": "COCO_val2014_...jpg",
+                                     "split": "train" | "restval" | "val" | "test",
+                                     "cocoid": 391895, "imgid": 0,
+                                     "sentences": [{"raw": "A man ...", "tokens": ["a", "man", ...]}, ...]},
+                                    ...], "dataset": "coco"}
+    <images_root>/<filepath>/<filename>          (the COCO 2014 train2014/ and val2014/ folders)
+
+Karpathy test and val hold 5000 images each; "train" here means train + restval (113 287
+images), as BLIP and most captioning work train on both. The same writer/loader pair also
+stores our own captioned scenes, so one evaluation path serves both.
+
+Unreadable or missing images are skipped, counted and reported once, never fatal:
+the returned list carries ``.skipped`` (how many) and ``.skipped_files`` (which).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import warnings
+from pathlib import Path
+from typing import Callable, Hashable
+
+from PIL import Image
+
+from .base import CaptionExample
+
+COCO_SPLITS = ("train", "val", "test", "restval")
+HOW_TO_GET = ("Karpathy's split file comes in caption_datasets.zip "
+              "(https://cs.stanford.edu/people/karpathy/deepimagesent/caption_datasets.zip); the images are "
+              "COCO 2014 train2014/ and val2014/ from https://cocodataset.org/#download")
+
+
+class LoadedExamples(list):
+    """A list of examples that also says what was skipped while loading it."""
+
+    def __init__(self, items=(), skipped_files=()):
+        super().__init__(items)
+        self.skipped_files = list(skipped_files)
+
+    @property
+    def skipped(self) -> int:
+        return len(self.skipped_files)
+
+
+def read_rgb(path: Path, max_side: int | None = None) -> Image.Image | None:
+    """The image at ``path`` fully decoded as RGB, or None if it is missing or unreadable."""
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB")  # forces a full decode: truncated files fail here, not later
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+    if max_side and max(im.size) > max_side:
+        im.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
+    return im
+
+
+def warn_skipped(skipped: list, what: str) -> None:
+    if skipped:
+        shown = ", ".join(str(s) for s in skipped[:3]) + (" ..." if len(skipped) > 3 else "")
+        warnings.warn(f"{what}: skipped {len(skipped)} missing or unreadable image(s): {shown}",
+                      stacklevel=3)
+
+
+def _find_json(root: Path) -> Path:
+    if root.is_file():
+        return root
+    for candidate in (root / "dataset_coco.json", root / "annotations" / "dataset_coco.json"):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"COCO Karpathy split not found: expected {root / 'dataset_coco.json'} "
+                            f"(or annotations/dataset_coco.json). {HOW_TO_GET}")
+
+
+def _read_json(path: Path) -> list[dict]:
+    expected = ('expected Karpathy\'s format {"images": [{"filepath", "filename", "split", "cocoid", '
+                '"sentences": [{"raw", ...}]}, ...]}')
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); {expected}") from None
+    images = data.get("images") if isinstance(data, dict) else None
+    if not isinstance(images, list):
+        raise ValueError(f"{path} has no 'images' list; {expected}")
+    for i, entry in enumerate(images):
+        ok = (isinstance(entry, dict) and all(k in entry for k in ("filename", "split", "sentences"))
+              and isinstance(entry["sentences"], list)
+              and all(isinstance(s, dict) and isinstance(s.get("raw"), str) for s in entry["sentences"]))
+        if not ok:
+            raise ValueError(f"{path}: images[{i}] is malformed ({str(entry)[:120]}); {expected}")
+    return images
+
+
+def load_coco_karpathy(root: str | os.PathLike, split: str = "test", n: int | None = None,
+                       images_root: str | os.PathLike | None = None,
+                       max_side: int | None = None) -> LoadedExamples:
+    """COCO Karpathy ``split`` as :class:`CaptionExample` s (image_id = cocoid, all raw captions).
+
+    root:        folder holding ``dataset_coco.json`` (or the json file itself)
+    split:       "train" (= train + restval), "val", "test" or "restval"
+    n:           return the first ``n`` readable images of the split in file order (None: all)
+    images_root: folder holding ``<filepath>/<filename>`` (default: ``root``); a flat folder
+                 with the files directly inside also works
+    max_side:    shrink images whose longer side exceeds this many pixels (saves memory:
+                 the 5000 test images take ~4.5 GB at full size; BLIP resizes to 384 anyway)
+    """
+    if split not in COCO_SPLITS:
+        raise ValueError(f"split={split!r}: use one of {COCO_SPLITS} ('train' includes 'restval')")
+    if n is not None and n < 1:
+        raise ValueError(f"n={n!r} must be a positive number of images or None")
+    root = Path(root)
+    path = _find_json(root)
+    images_root = Path(images_root) if images_root is not None else (root if root.is_dir() else root.parent)
+    wanted = {"train", "restval"} if split == "train" else {split}
+
+    out, skipped = [], []
+    for entry in _read_json(path):
+        if entry["split"] not in wanted:
+            continue
+        if n is not None and len(out) >= n:
+            break
+        rel = Path(entry.get("filepath") or "") / entry["filename"]
+        file = images_root / rel
+        if not file.exists() and (images_root / entry["filename"]).exists():
+            file = images_root / entry["filename"]  # a flat image folder
+        captions = [s["raw"].strip() for s in entry["sentences"] if s["raw"].strip()]
+        image = read_rgb(file, max_side) if captions else None
+        if image is None:
+            skipped.append(rel)
+            continue
+        image_id = entry.get("cocoid", entry.get("imgid", entry["filename"]))
+        out.append(CaptionExample(image_id=image_id, image=image, captions=captions))
+    warn_skipped(skipped, f"COCO {split} ({path})")
+    return LoadedExamples(out, skipped)
+
+
+def _tokens(sentence: str) -> list[str]:
+    # Karpathy's "tokens": lower case words without punctuation
+    return re.findall(r"[a-z0-9]+(?:'[a-z]+)?", sentence.lower())
+
+
+def write_coco_karpathy(examples, root: str | os.PathLike,
+                        split_of: str | dict[Hashable, str] | Callable[[CaptionExample], str] = "test",
+                        filepath: str = "images", image_format: str = "png") -> Path:
+    """Write ``examples`` as ``root/dataset_coco.json`` + ``root/<filepath>/<image_id>.<format>``.
+
+    split_of: one split for all examples, a dict {image_id: split} or a function of the example.
+    Returns the json path. :func:`load_coco_karpathy` reads it back unchanged (PNG is lossless).
+    """
+    if image_format not in ("png", "jpg"):
+        raise ValueError(f"image_format={image_format!r}: use 'png' (lossless) or 'jpg'")
+    root = Path(root)
+    (root / filepath).mkdir(parents=True, exist_ok=True)
+    entries = []
+    for i, e in enumerate(examples):
+        split = (split_of if isinstance(split_of, str)
+                 else split_of[e.image_id] if isinstance(split_of, dict) else split_of(e))
+        if split not in COCO_SPLITS:
+            raise ValueError(f"split {split!r} of image {e.image_id!r}: use one of {COCO_SPLITS}")
+        filename = f"{e.image_id}.{image_format}"
+        e.image.convert("RGB").save(root / filepath / filename, **({"quality": 95} if image_format == "jpg" else {}))
+        entries.append({"filepath": filepath, "filename": filename, "split": split, "imgid": i,
+                        "cocoid": e.image_id,
+                        "sentences": [{"raw": c, "tokens": _tokens(c)} for c in e.captions]})
+    path = root / "dataset_coco.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({"images": entries, "dataset": "coco"}), encoding="utf-8")
+    tmp.replace(path)  # atomic: a reader never sees half a file
+    return path
+
+
+def references(examples) -> dict[Hashable, list[str]]:
+    """{image_id: [reference captions]}: the ``refs`` argument of ``caption_scores``."""
+    refs = {}
+    for e in examples:
+        if e.image_id in refs:
+            raise ValueError(f"duplicate image_id {e.image_id!r}")
+        refs[e.image_id] = list(e.captions)
+    return refs
