@@ -1,0 +1,17 @@
+"""Vision-token pruning and merging for CLIP, as one call that patches a model in place.
+
+    from vlmid import tokens
+    tokens.patch(clip.model, "evit", keep=0.7)   # or "naive", "fix_cls", ..., "topk", "tome"
+    tokens.unpatch(clip.model)
+    with tokens.patched(clip.model, "tome", keep=0.5): ...
+
+``merge`` holds the algorithms as pure tensor functions; ``patch`` wires them into a
+transformers ``CLIPVisionModel``.
+"""
+from .merge import (bipartite_soft_matching, cls_attention, fuse_rest, gather_tokens, l2_topk,
+                    merge_tokens, merge_weighted, num_kept, summary_token, tome_r_for_keep, topk_indices)
+from .patch import PRESETS, TokenConfig, config, patch, patched, unpatch, vision_tower
+
+__all__ = ["PRESETS", "TokenConfig", "config", "patch", "patched", "unpatch", "vision_tower",
+           "bipartite_soft_matching", "cls_attention", "fuse_rest", "gather_tokens", "l2_topk",
+           "merge_tokens", "merge_weighted", "num_kept", "summary_token", "tome_r_for_keep", "topk_indices"]
