@@ -5,13 +5,13 @@
 - :mod:`vlmid.metrics.semantic`    a BERTScore-style similarity with the pretrained all-MiniLM-L6-v2
 """
 from .captioning import (SCORE_KEYS, caption_scores, constant_caption_baseline, evaluate_captioner,
-                         random_caption_baseline, spice_status)
+                         random_caption_baseline, spice_status, warm_up)
 from .semantic import semantic_scores, semantic_similarity
 from .zeroshot import class_text_embeddings, zeroshot_predict, zeroshot_top1
 
 __all__ = [
     "SCORE_KEYS", "caption_scores", "evaluate_captioner", "constant_caption_baseline",
-    "random_caption_baseline", "spice_status", "zeroshot_top1", "zeroshot_predict",
+    "random_caption_baseline", "spice_status", "warm_up", "zeroshot_top1", "zeroshot_predict",
     "class_text_embeddings", "semantic_similarity", "semantic_scores",
 ]
 

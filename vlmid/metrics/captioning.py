@@ -123,6 +123,9 @@ def _close_meteor() -> None:
     global _meteor
     m, _meteor = _meteor, None
     if m is not None:
+        # pycocoevalcap's compute_score keeps its lock if it fails half-way, and its __del__
+        # takes that lock: give it a fresh one so garbage collection cannot hang.
+        m.lock = threading.Lock()
         with contextlib.suppress(Exception):
             m.meteor_p.stdin.close()
             m.meteor_p.kill()
@@ -132,16 +135,27 @@ def _close_meteor() -> None:
 atexit.register(_close_meteor)
 
 
-def _meteor_score(gts: dict, res: dict) -> float:
-    """Corpus METEOR from one Java process kept alive for the session (restarted if it died)."""
+def _start_meteor():
+    """The session's METEOR process, started if needed (call with ``_meteor_lock`` held).
+
+    Starting returns at once; the Java side then spends seconds loading its paraphrase
+    tables, so starting it early (see :func:`warm_up`) hides that time.
+    """
     global _meteor
     from pycocoevalcap.meteor.meteor import Meteor
 
+    if _meteor is None or _meteor.meteor_p.poll() is not None:
+        _close_meteor()
+        _require_java()
+        _meteor = Meteor()
+    return _meteor
+
+
+def _meteor_score(gts: dict, res: dict) -> float:
+    """Corpus METEOR from one Java process kept alive for the session (restarted if it died)."""
     with _meteor_lock:
         for attempt in range(2):
-            if _meteor is None or _meteor.meteor_p.poll() is not None:
-                _close_meteor()
-                _meteor = Meteor()
+            _start_meteor()
             try:
                 score, _ = _meteor.compute_score(gts, res)
                 return float(score)
@@ -150,6 +164,24 @@ def _meteor_score(gts: dict, res: dict) -> float:
                 _close_meteor()
                 if attempt == 1:
                     raise
+
+
+def warm_up(sentences: Sequence[str] = ()) -> threading.Thread:
+    """Start METEOR and PTB-tokenize ``sentences`` (e.g. the references) in the background.
+
+    Returns the thread; join it before scoring (caption_scores is correct either way, it
+    only repeats work the thread has not finished). Used by :func:`evaluate_captioner`
+    to overlap Java start-up with caption generation.
+    """
+    def work():
+        with contextlib.suppress(Exception):  # any real problem resurfaces, clearly, when scoring
+            with _meteor_lock:
+                _start_meteor()
+            ptb_tokenize(list(sentences))
+
+    thread = threading.Thread(target=work, name="vlmid-caption-metrics-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 # ----------------------------------------------------------------------------- scores
@@ -218,11 +250,14 @@ def evaluate_captioner(cap, examples, batch_size: int = 64, return_predictions: 
     if len(set(ids)) != len(ids):
         dup = [k for k, c in Counter(ids).items() if c > 1][:5]
         raise ValueError(f"evaluate_captioner: duplicate image ids, e.g. {dup}")
+    refs = {e.image_id: list(e.captions) for e in examples}
+    warming = warm_up([c for r in refs.values() for c in r])  # Java starts while the model decodes
     captions = cap.generate([e.image for e in examples], batch_size=batch_size)
+    warming.join()
     if len(captions) != len(examples):
         raise RuntimeError(f"cap.generate returned {len(captions)} captions for {len(examples)} images")
     preds = dict(zip(ids, captions))
-    out: dict = caption_scores({e.image_id: list(e.captions) for e in examples}, preds)
+    out: dict = caption_scores(refs, preds)
     out.update(dict(getattr(cap, "generation", None) or {}))
     out["prompt"] = getattr(cap, "prompt", None)
     out["n_images"] = len(examples)
