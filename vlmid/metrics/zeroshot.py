@@ -79,6 +79,8 @@ def zeroshot_predict(clip, zs, batch_size: int = 256, text_embeddings: torch.Ten
     """
     if len(zs.images) == 0:
         raise ValueError("zero-shot set is empty")
+    if len(zs.images) != len(zs.labels):
+        raise ValueError(f"zero-shot set has {len(zs.images)} images but {len(zs.labels)} labels")
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r} must be a positive integer")
     if text_embeddings is None:
