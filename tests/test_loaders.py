@@ -76,6 +76,11 @@ def test_coco_writer_round_trip(tmp_path):
     assert np.array_equal(np.asarray(back[1].image), np.asarray(ex[3].image))  # PNG: lossless
     data = json.loads((tmp_path / "dataset_coco.json").read_text())
     assert data["images"][0]["sentences"][1]["tokens"] == ["another", "caption"]
+    # splits written by separate calls
+    write_coco_karpathy([CaptionExample(9, _photo(9), ["late"])], tmp_path, split_of="val", append=True)
+    assert [e.image_id for e in load_coco_karpathy(tmp_path, "val")] == [1, 9]
+    write_coco_karpathy([CaptionExample(9, _photo(9), ["late"])], tmp_path, split_of="val")
+    assert [e.image_id for e in load_coco_karpathy(tmp_path, "val")] == [9]
 
 
 # ----------------------------------------------------------------------------- Flickr8k

@@ -145,10 +145,12 @@ def _tokens(sentence: str) -> list[str]:
 
 def write_coco_karpathy(examples, root: str | os.PathLike,
                         split_of: str | dict[Hashable, str] | Callable[[CaptionExample], str] = "test",
-                        filepath: str = "images", image_format: str = "png") -> Path:
+                        filepath: str = "images", image_format: str = "png", append: bool = False) -> Path:
     """Write ``examples`` as ``root/dataset_coco.json`` + ``root/<filepath>/<image_id>.<format>``.
 
     split_of: one split for all examples, a dict {image_id: split} or a function of the example.
+    append:   keep the entries already in ``dataset_coco.json`` (those with the same image id
+              are replaced), so the splits can be written by separate calls.
     Returns the json path. :func:`load_coco_karpathy` reads it back unchanged (PNG is lossless).
     """
     if image_format not in ("png", "jpg"):
@@ -167,6 +169,10 @@ def write_coco_karpathy(examples, root: str | os.PathLike,
                         "cocoid": e.image_id,
                         "sentences": [{"raw": c, "tokens": _tokens(c)} for c in e.captions]})
     path = root / "dataset_coco.json"
+    if append and path.exists():
+        new_ids = {e["cocoid"] for e in entries}
+        kept = [e for e in _read_json(path) if e.get("cocoid") not in new_ids]
+        entries = kept + [{**e, "imgid": len(kept) + i} for i, e in enumerate(entries)]
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps({"images": entries, "dataset": "coco"}), encoding="utf-8")
     tmp.replace(path)  # atomic: a reader never sees half a file
