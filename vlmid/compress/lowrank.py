@@ -1,0 +1,220 @@
+"""Low-rank factorization of Linear layers: plain SVD and activation-aware SVD.
+
+A Linear ``y = W x + b`` with ``W`` of shape (out, in) becomes two Linears,
+``y = U_r (V_r^T x) + b``, storing ``r (in + out)`` numbers instead of ``in * out``; it
+pays only when ``r < in * out / (in + out)``.
+
+Plain SVD (seed 004) keeps the ``r`` largest singular values of ``W``, choosing ``r`` per
+layer as the smallest rank that retains a fraction ``energy`` of the spectrum's energy,
+
+    r(W) = min { r : sum_{i<=r} s_i^2 >= energy * sum_i s_i^2 }.
+
+That is optimal for ``||W - W_r||_F``, but the model cares about ``||(W - W_r) X||`` on the
+inputs ``X`` it actually sees. Activation-aware variants factorize ``W S`` instead, where
+``S`` comes from calibration activations, and fold ``S^{-1}`` back into the first factor:
+
+- ``"asvd"`` (ASVD, Yuan et al. 2023): ``S = diag(mean|x_j|)^alpha`` (alpha = 0.5), a
+  per-input-channel scale that protects channels with large activations;
+- ``"whiten"`` (SVD-LLM, Wang et al. 2024): ``S = L`` with ``L L^T = X X^T`` (Cholesky), so
+  that truncating ``W L`` is exactly optimal for ``||(W - W_r) X||_F``.
+
+``factorize(model, energy=..., method=...)`` returns the factorized copy and a *plan*
+(name -> in, out, rank); ``factorize(..., ranks=plan)`` reuses the ranks of another plan, which
+is how plain and activation-aware are compared at equal parameter count. ``save_lowrank`` /
+``load_lowrank`` store the factorized weights with the plan as shape metadata and patch an
+identical fresh model back into that shape on load.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Callable, Iterable
+
+import torch
+from torch import nn
+
+from .quantize import _set_module, linear_names
+
+__all__ = ["LowRankLinear", "retained_energy_rank", "factorize_linear", "collect_input_stats",
+           "factorize", "plan_params", "save_lowrank", "load_lowrank", "METHODS"]
+
+METHODS = ("plain", "asvd", "whiten")
+
+
+class LowRankLinear(nn.Module):
+    """``up(down(x))``: a rank-``r`` stand-in for ``nn.Linear(in_features, out_features)``."""
+
+    def __init__(self, in_features: int, out_features: int, rank: int, bias: bool = True):
+        super().__init__()
+        self.in_features, self.out_features, self.rank = in_features, out_features, rank
+        self.down = nn.Linear(in_features, rank, bias=False)
+        self.up = nn.Linear(rank, out_features, bias=bias)
+
+    def forward(self, x):
+        return self.up(self.down(x))
+
+    def extra_repr(self):
+        return f"in_features={self.in_features}, out_features={self.out_features}, rank={self.rank}"
+
+
+def retained_energy_rank(singular_values: torch.Tensor, energy: float) -> int:
+    """Smallest ``r`` whose top-``r`` singular values hold ``energy`` of ``sum s_i^2`` (0 < energy <= 1)."""
+    if not 0.0 < energy <= 1.0:
+        raise ValueError(f"energy={energy!r} is out of range: it must lie in (0, 1]")
+    e = singular_values.double().pow(2)
+    cum = torch.cumsum(e, 0) / e.sum()
+    # tolerance so that energy=1.0 is reached despite rounding
+    return int(torch.searchsorted(cum, torch.tensor(energy - 1e-12, dtype=cum.dtype)).item()) + 1
+
+
+def _scale_matrix(stats: dict, method: str, alpha: float) -> torch.Tensor | None:
+    """The right-multiplier S (in x in) of an activation-aware method, or None for plain."""
+    if method == "plain":
+        return None
+    if stats is None:
+        raise ValueError(f"method={method!r} needs activation statistics (collect_input_stats)")
+    if method == "asvd":
+        s = (stats["abs_sum"] / stats["count"]).clamp_min(1e-6).pow(alpha)
+        return torch.diag(s.double())
+    # whiten: Cholesky of the (slightly damped) input Gram matrix
+    gram = stats["gram"].double() / stats["count"]
+    damp = 1e-4 * gram.diagonal().mean().clamp_min(1e-12)
+    eye = torch.eye(gram.shape[0], dtype=gram.dtype)
+    for k in range(6):  # add damping until the Cholesky succeeds (rank-deficient inputs)
+        L, info = torch.linalg.cholesky_ex(gram + damp * (10 ** k) * eye)
+        if info == 0:
+            return L
+    raise RuntimeError("input Gram matrix is not positive definite even after damping")
+
+
+def factorize_linear(linear: nn.Linear, rank: int | None = None, energy: float | None = None,
+                     method: str = "plain", stats: dict | None = None, alpha: float = 0.5
+                     ) -> LowRankLinear:
+    """Factor one Linear by a truncated SVD of ``W S`` (S = identity for plain).
+
+    Give ``rank``, or ``energy`` to pick the rank from the spectrum of the matrix factorized.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method={method!r}: allowed {METHODS}")
+    W = linear.weight.data.double().cpu()
+    S = _scale_matrix(stats, method, alpha)
+    A = W if S is None else W @ S
+    U, s, Vh = torch.linalg.svd(A, full_matrices=False)
+    if rank is None:
+        if energy is None:
+            raise ValueError("give rank or energy")
+        rank = retained_energy_rank(s, energy)
+    rank = max(1, min(int(rank), s.numel()))
+    sq = s[:rank].sqrt()
+    down = sq[:, None] * Vh[:rank]                    # (r, in): factor of W S
+    if S is not None:                                  # fold S^{-1} back: down @ S^{-1}
+        down = torch.linalg.solve_triangular(S.T, down.T, upper=True).T if method == "whiten" \
+            else down / S.diagonal()[None, :]
+    up = U[:, :rank] * sq[None, :]                    # (out, r)
+    dtype, device = linear.weight.dtype, linear.weight.device
+    lr = LowRankLinear(linear.in_features, linear.out_features, rank, bias=linear.bias is not None)
+    lr.down.weight.data = down.to(dtype=dtype, device=device).contiguous()
+    lr.up.weight.data = up.to(dtype=dtype, device=device).contiguous()
+    if linear.bias is not None:
+        lr.up.bias.data = linear.bias.data.clone()
+    return lr.to(device)
+
+
+@torch.no_grad()
+def collect_input_stats(model: nn.Module, run: Callable[[], None], names: Iterable[str],
+                        gram: bool = True) -> dict[str, dict]:
+    """Run ``run()`` (forward passes over calibration data) and record, for each named Linear,
+    the number of input rows, ``sum |x|`` per channel (ASVD) and ``X^T X`` (whitening)."""
+    stats: dict[str, dict] = {}
+    hooks = []
+
+    def make_hook(name):
+        def hook(mod, args):
+            x = args[0].detach().reshape(-1, args[0].shape[-1]).double()
+            st = stats.setdefault(name, {"count": 0, "abs_sum": 0.0, "gram": 0.0})
+            st["count"] += x.shape[0]
+            st["abs_sum"] = st["abs_sum"] + x.abs().sum(0).cpu()
+            if gram:
+                st["gram"] = st["gram"] + (x.T @ x).cpu()
+        return hook
+
+    for n in names:
+        hooks.append(model.get_submodule(n).register_forward_pre_hook(make_hook(n)))
+    try:
+        run()
+    finally:
+        for h in hooks:
+            h.remove()
+    return stats
+
+
+def _breakeven(lin: nn.Linear) -> int:
+    """Largest rank at which two factors store fewer weights than the dense matrix."""
+    return (lin.in_features * lin.out_features - 1) // (lin.in_features + lin.out_features)
+
+
+def factorize(model: nn.Module, energy: float | None = 0.8, skip: Iterable[str] = (),
+              method: str = "plain", stats: dict | None = None, ranks: dict | None = None,
+              only_if_smaller: bool = True, alpha: float = 0.5) -> tuple[nn.Module, dict]:
+    """A copy of ``model`` with its Linear layers factorized, and the plan that describes it.
+
+    - ``energy``: retained spectral energy of the *plain* spectrum of each W, which sets
+      its rank (so plain and activation-aware get the same ranks, i.e. equal size);
+    - ``ranks``: a plan from an earlier call (name -> {"rank": r, ...}) to reuse instead;
+    - ``skip``: glob patterns / prefixes of layers to keep dense (e.g. the last layers);
+    - ``only_if_smaller``: keep a layer dense when its rank would not save parameters.
+    """
+    names = linear_names(model, skip) if ranks is None else list(ranks)
+    m = copy.deepcopy(model)
+    plan: dict[str, dict] = {}
+    for n in names:
+        lin = m.get_submodule(n)
+        if ranks is not None:
+            r = ranks[n]["rank"]
+        else:
+            s = torch.linalg.svdvals(lin.weight.data.double().cpu())
+            r = retained_energy_rank(s, energy)
+            if only_if_smaller and r > _breakeven(lin):
+                continue
+        new = factorize_linear(lin, rank=r, method=method,
+                               stats=None if stats is None else stats.get(n), alpha=alpha)
+        _set_module(m, n, new)
+        plan[n] = {"in_features": lin.in_features, "out_features": lin.out_features,
+                   "rank": new.rank, "bias": lin.bias is not None}
+    return m, plan
+
+
+def plan_params(plan: dict) -> tuple[int, int]:
+    """(weights stored by the factorized layers, weights of the same layers dense)."""
+    fact = sum(p["rank"] * (p["in_features"] + p["out_features"]) for p in plan.values())
+    dense = sum(p["in_features"] * p["out_features"] for p in plan.values())
+    return fact, dense
+
+
+def save_lowrank(model: nn.Module, plan: dict, folder: str | Path, **meta) -> Path:
+    """Write ``lowrank.json`` (the plan: each layer's shapes and rank) and ``weights.pt``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "lowrank.json").write_text(json.dumps({"layers": plan, **meta}, indent=2) + "\n")
+    torch.save(model.state_dict(), folder / "weights.pt")
+    return folder
+
+
+def patch_to_plan(model: nn.Module, plan: dict) -> nn.Module:
+    """Give ``model`` (in place) the factorized shapes of ``plan``, with uninitialised factors."""
+    for n, p in plan.items():
+        old = model.get_submodule(n)
+        new = LowRankLinear(p["in_features"], p["out_features"], p["rank"], bias=p["bias"])
+        _set_module(model, n, new.to(device=old.weight.device, dtype=old.weight.dtype))
+    return model
+
+
+def load_lowrank(model: nn.Module, folder: str | Path) -> nn.Module:
+    """Patch a fresh model of the original architecture to the saved plan, then load the weights."""
+    folder = Path(folder)
+    meta = json.loads((folder / "lowrank.json").read_text())
+    patch_to_plan(model, meta["layers"])
+    state = torch.load(folder / "weights.pt", map_location="cpu", weights_only=True)
+    model.load_state_dict(state, strict=True)
+    return model
