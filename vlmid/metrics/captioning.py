@@ -106,8 +106,10 @@ def ptb_tokenize(sentences: Sequence[str]) -> list[str]:
     """
     from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
-    keys = [s.replace("\n", " ") for s in sentences]
-    # Blank lines would shift the tokenizer's line-by-line output: they tokenize to "".
+    # Whitespace runs (and line breaks, which would shift the tokenizer's line-by-line output)
+    # become one space: PTB tokens never span whitespace, so the tokens are unchanged.
+    keys = [" ".join(s.split()) for s in sentences]
+    # Blank lines would shift the output too: they tokenize to "" without asking Java.
     todo = sorted({k for k in keys if k not in _token_cache and k.strip()})
     if todo:
         _require_java()
