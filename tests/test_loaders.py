@@ -130,6 +130,13 @@ def test_flickr8k_writer_round_trip(tmp_path):
     assert (tmp_path / "Flickr_8k.devImages.txt").read_text() == ""
     back = load_flickr8k(tmp_path, "test")
     assert [e.image_id for e in back] == ["scene1", "scene2"] and back[1].captions[1] == "two items"
+    # a second call with append=True adds a split and moves an image that is written again
+    more = [CaptionExample("scene2", _photo(2), ["moved"]), CaptionExample("scene9", _photo(9), ["new"])]
+    write_flickr8k(more, tmp_path, split_of="val", append=True)
+    assert [e.image_id for e in load_flickr8k(tmp_path, "test")] == ["scene1"]
+    val = load_flickr8k(tmp_path, "val")
+    assert [(e.image_id, e.captions) for e in val] == [("scene2", ["moved"]), ("scene9", ["new"])]
+    assert len(load_flickr8k(tmp_path, "train")) == 1
 
 
 # ----------------------------------------------------------------------------- CIFAR-10

@@ -104,20 +104,27 @@ def load_flickr8k(root: str | os.PathLike, split: str = "test", n: int | None = 
 
 def write_flickr8k(examples, root: str | os.PathLike,
                    split_of: str | dict[Hashable, str] | Callable[[CaptionExample], str] = "test",
-                   image_format: str = "jpg") -> Path:
+                   image_format: str = "jpg", append: bool = False) -> Path:
     """Write ``examples`` in Flickr8k's format under ``root`` (token file, 3 split files, images).
 
     split_of: "train" / "val" / "test" for all examples, a dict {image_id: split} or a function
     of the example. Images are saved as ``Flicker8k_Dataset/<image_id>.jpg`` (JPEG quality 95,
-    like the real set) or, with ``image_format="png"``, losslessly as ``.png``. Existing files
-    are replaced. Returns ``root``.
+    like the real set) or, with ``image_format="png"``, losslessly as ``.png``. The text files
+    are replaced, or with ``append=True`` extended (an image written again replaces its old
+    entry), so the splits can be written by separate calls. Returns ``root``.
     """
     if image_format not in ("jpg", "png"):
         raise ValueError(f"image_format={image_format!r}: use 'jpg' or 'png'")
     root = Path(root)
     image_dir = root / IMAGE_DIRS[0]
     image_dir.mkdir(parents=True, exist_ok=True)
-    token_lines, split_lines = [], {s: [] for s in SPLIT_FILES}
+    captions: dict[str, list[str]] = {}  # file name -> captions, in writing order
+    split_names: dict[str, list[str]] = {s: [] for s in SPLIT_FILES}
+    if append and (root / TOKEN_FILE).is_file():
+        captions = read_tokens(root / TOKEN_FILE)
+        for split, file in SPLIT_FILES.items():
+            if (root / file).is_file():
+                split_names[split] = [x.strip() for x in _read_lines(root / file) if x.strip()]
     for e in examples:
         split = (split_of if isinstance(split_of, str)
                  else split_of[e.image_id] if isinstance(split_of, dict) else split_of(e))
@@ -129,10 +136,14 @@ def write_flickr8k(examples, root: str | os.PathLike,
             raise ValueError(f"image_id {e.image_id!r} cannot be a Flickr8k file name (no '#', tabs, "
                              "spaces or slashes)")
         e.image.convert("RGB").save(image_dir / name, **({"quality": 95} if image_format == "jpg" else {}))
-        split_lines[split].append(name)
-        for k, caption in enumerate(e.captions):
-            token_lines.append(f"{name}#{k}\t{' '.join(caption.split())}")
-    (root / TOKEN_FILE).write_text("\n".join(token_lines) + "\n", encoding="utf-8")
+        for names in split_names.values():  # an image written again leaves its old split
+            if name in names:
+                names.remove(name)
+        split_names[split].append(name)
+        captions.pop(name, None)
+        captions[name] = [" ".join(c.split()) for c in e.captions]
+    lines = [f"{name}#{k}\t{c}" for name, caps in captions.items() for k, c in enumerate(caps)]
+    (root / TOKEN_FILE).write_text("".join(f"{x}\n" for x in lines), encoding="utf-8")
     for split, file in SPLIT_FILES.items():
-        (root / file).write_text("".join(f"{x}\n" for x in split_lines[split]), encoding="utf-8")
+        (root / file).write_text("".join(f"{x}\n" for x in split_names[split]), encoding="utf-8")
     return root
