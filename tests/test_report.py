@@ -84,6 +84,16 @@ def test_a_changed_number_changes_the_verdict(results):
     assert rows_of(headline_table(results))["00"][0] == "target missed"
 
 
+def test_null_written_by_the_notebook_is_a_finding_not_a_gap(tmp_path):
+    root = tmp_path / "results"
+    write_nb(root, "03_clip_token_pruning", {
+        "baseline_top1": 0.8, "naive_top1_keep_0.5": 0.12, "naive_speedup_keep_0.5": 1.6, "best_variant": None,
+        "best_speedup_within_1pt": None, "best_flops_variant": None, "best_flops_ratio_within_1pt": None})
+    table = headline_table(root)
+    assert rows_of(table)["03"] == ["reproduced", "target missed"]
+    assert "no variant stays within 1 point of the baseline" in table
+
+
 def test_paper_profile_makes_the_absolute_claim_testable(tmp_path):
     root = tmp_path / "results"
     write_nb(root, "02_pruning_blip", {**M02, "dense_cider": 1.333, "best_cider_retained_at_40": 0.99},
