@@ -144,6 +144,21 @@ def test_stub_keeps_indentation_and_raises_the_hint():
         scope["keep_topk"](None, [], 1)
 
 
+def test_hint_spanning_several_comment_lines():
+    src = textwrap.dedent('''\
+        def f(x):
+            # x: an array (not part of the hint)
+            # HINT: first line of the hint;
+            #       its continuation
+            ### BEGIN SOLUTION
+            return x
+            ### END SOLUTION
+        ''')
+    out = stub_source(src)
+    assert "raise NotImplementedError('first line of the hint; its continuation')" in out
+    assert "#       its continuation" in out  # the hint lines themselves stay
+
+
 def test_stub_deeper_block_and_no_hint():
     src = textwrap.dedent('''\
         class A:
@@ -267,6 +282,7 @@ def test_real_notebook_handout_strips_every_solution(path):
         unique = [l.strip() for l in block.lines if l.strip() and not l.strip().startswith("#")
                   and l.strip() not in outside]
         assert unique, f"{path.name}: exercise {block.exercise}: no solution line unique to it"
+        assert block.hint, f"{path.name}: exercise {block.exercise}: no '# HINT:' line above BEGIN SOLUTION"
         leaked = [l for l in unique if l in handout_lines]
         assert not leaked, f"{path.name}: solution lines left in the handout: {leaked}"
     assert BEGIN_SOLUTION not in handout_text and END_SOLUTION not in handout_text

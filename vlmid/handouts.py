@@ -87,14 +87,16 @@ def exercise_title(source: str) -> str:
 
 
 def _hint_above(lines: list[str], begin: int) -> str | None:
-    """The hint of a solution: the nearest comment line above BEGIN SOLUTION, if it is a HINT."""
+    """The hint of a solution: the "# HINT:" comment just above BEGIN SOLUTION, with the comment
+    lines that continue it (a hint may span several lines), or None."""
     j = begin - 1
-    while j >= 0 and not lines[j].strip():
-        j -= 1
-    if j >= 0:
+    continued = []
+    while j >= 0 and lines[j].strip().startswith("#"):
         m = HINT_RE.match(lines[j])
         if m:
-            return m.group(1)
+            return " ".join([m.group(1), *reversed(continued)]).strip()
+        continued.append(lines[j].strip().lstrip("#").strip())
+        j -= 1
     return None
 
 

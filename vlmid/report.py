@@ -173,6 +173,11 @@ ROWS = (
         "test loss 0.0007 -> 0.5050 and lossy-ness -704, from two different objectives (seed 003)",
         "lossy-ness (1 - pruned / baseline recall@5) > 0.05",
         lambda m: m["lossyness"] > 0.05, ("baseline_recall5", "pruned_recall5", "lossyness")),
+    Row("04", "claim", "The token-pruned model's lossy-ness is -704 (test loss 0.0007 vs 0.5050)", "seed 003",
+        "the seed's setup rebuilt in miniature: {seed_miniature_lossyness:+.0f}; "
+        "on recall@5 with one objective: {lossyness:+.3f}",
+        "-704 (seed 003)", "the rebuilt seed setup gives a lossy-ness below -10 (a ratio of two unrelated losses)",
+        lambda m: m["seed_miniature_lossyness"] < -10, ("seed_miniature_lossyness", "lossyness")),
     # -- 05: quantization and low rank ------------------------------------------------------------
     Row("05", "claim", "Quantization saves the most memory: 8-bit about 29 %, 4-bit about 18 % of the fp32 size",
         "seed 004; REFERENCE.md §6; issue 8",
