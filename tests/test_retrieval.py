@@ -1,0 +1,257 @@
+"""vlmid.retrieval: recall@k with 5 captions per image, token keep, FLOPs, training, seed 003's pitfalls."""
+import math
+
+import pytest
+import torch
+from PIL import Image
+
+from vlmid.data.base import CaptionExample
+from vlmid.retrieval import (RetrievalConfig, SeedImageOnly, baseline_model, build_vocab, chance_recall,
+                             contrastive_loss, encode_captions, fit, image_flops, image_to_text_ranks,
+                             keep_top_tokens, lossyness, make_set, n_kept, patchify, predicted_image_flops,
+                             pruned_model, recall_at_k, seed_cosine_loss, seed_patchify, text_to_image_ranks,
+                             train_step)
+
+CFG = RetrievalConfig(image_size=32, patch_size=8, width=32, depth=2, heads=2, embed_dim=16,
+                      vocab_size=20, max_words=8)
+
+
+# ------------------------------------------------------------------ recall@k
+def test_recall_hand_built_five_captions_per_image():
+    # 3 images, 5 captions each (captions 0-4 -> image 0, 5-9 -> image 1, 10-14 -> image 2)
+    owner = torch.arange(3).repeat_interleave(5)
+    sim = torch.zeros(3, 15)
+    # image 0: its caption 3 is the best of all 15 -> rank 0
+    sim[0] = torch.linspace(0.0, 0.5, 15)
+    sim[0, 3] = 0.9
+    # image 1: 6 wrong captions score above its best own caption -> rank 6 (a hit at 10, not at 5)
+    sim[1, :] = 0.1
+    sim[1, 5:10] = 0.5
+    sim[1, [0, 1, 2, 10, 11, 12]] = 0.8
+    # image 2: one of its captions is tied with a wrong one -> the tie counts against it: rank 1
+    sim[2, :] = -1.0
+    sim[2, 14] = 0.7
+    sim[2, 4] = 0.7
+    i2t = image_to_text_ranks(sim, owner)
+    assert i2t.tolist() == [0, 6, 1]
+    r = recall_at_k(sim, owner)
+    assert r["i2t_R@1"] == pytest.approx(1 / 3)
+    assert r["i2t_R@5"] == pytest.approx(2 / 3)
+    assert r["i2t_R@10"] == pytest.approx(1.0)
+    # text -> image: caption j looks down column j for its own image
+    t2i = text_to_image_ranks(sim, owner)
+    # caption 3: image 0 scores 0.9 against 0.1 and -1 -> rank 0
+    assert t2i[3] == 0
+    # caption 0 (image 0, score 0.0): image 1 scores 0.8 -> rank 1
+    assert t2i[0] == 1
+    # caption 14 (image 2, 0.7): image 0 gives linspace[14] = 0.5, image 1 gives 0.1 -> rank 0
+    assert t2i[14] == 0
+    # caption 5 (image 1, 0.5): image 0 has 0.5*5/14=0.179, image 2 -1 -> rank 0
+    assert t2i[5] == 0
+    assert r["t2i_R@1"] == pytest.approx(float((t2i < 1).float().mean()))
+
+
+def test_recall_constant_scores_are_never_rewarded():
+    owner = torch.arange(4).repeat_interleave(5)
+    r = recall_at_k(torch.zeros(4, 20), owner, ks=(1, 5))
+    assert r["i2t_R@1"] == 0.0 and r["t2i_R@1"] == 0.0
+    perfect = (owner.unsqueeze(0) == torch.arange(4).unsqueeze(1)).float()
+    assert recall_at_k(perfect, owner)["i2t_R@1"] == 1.0 and recall_at_k(perfect, owner)["t2i_R@1"] == 1.0
+
+
+def test_chance_recall():
+    c = chance_recall(2, 5, ks=(1, 5))
+    assert c["i2t_R@1"] == pytest.approx(0.5) and c["t2i_R@1"] == pytest.approx(0.5)
+    # 100 images x 5 captions, k=5: 1 - C(495,5)/C(500,5)
+    assert chance_recall(100, 5, ks=(5,))["i2t_R@5"] == pytest.approx(1 - math.comb(495, 5) / math.comb(500, 5))
+
+
+def test_recall_rejects_wrong_shapes():
+    with pytest.raises(ValueError, match="n_captions"):
+        recall_at_k(torch.zeros(2, 9), torch.arange(2).repeat_interleave(5))
+
+
+# ------------------------------------------------------------------ tokens and FLOPs
+def test_patchify_is_square_rgb_patches_and_seed_split_is_not():
+    img = torch.arange(2 * 3 * 16 * 16, dtype=torch.float32).reshape(2, 3, 16, 16)
+    p = patchify(img, 8)
+    assert p.shape == (2, 4, 3 * 64)
+    # token 1 = top-right patch, all three channels
+    assert torch.equal(p[1, 1], img[1, :, :8, 8:].reshape(-1))
+    s = seed_patchify(img, 8)
+    assert s.shape == p.shape and not torch.equal(s, p)
+    # seed 003's token 0 holds channel 0 only (three channels would span 0..767 + 256*k)
+    assert torch.equal(s[0, 0], img[0, 0].unfold(0, 8, 8).unfold(1, 8, 8).reshape(-1)[:192])
+
+
+def test_keep_top_tokens():
+    x = torch.arange(6, dtype=torch.float32).reshape(1, 6, 1).repeat(2, 1, 3)
+    scores = torch.tensor([[0.0, 5.0, 1.0, 4.0, 2.0, 3.0], [9.0, 0.0, 0.0, 0.0, 0.0, 8.0]])
+    kept, idx = keep_top_tokens(x, scores, 3)
+    assert idx[0].tolist() == [1, 3, 5]                  # back in spatial order, not score order
+    assert {0, 5} <= set(idx[1].tolist())
+    assert kept[0, :, 0].tolist() == [1.0, 3.0, 5.0]
+
+
+@pytest.mark.parametrize("bad", [0, 0.0, -0.25, 1.5, float("nan"), True])
+def test_bad_keep_ratio_raises(bad):
+    with pytest.raises(ValueError, match="keep_ratio"):
+        pruned_model(CFG, bad)
+    with pytest.raises(ValueError, match="keep_ratio"):
+        n_kept(49, bad)
+
+
+def test_flops_fall_with_keep_ratio_as_predicted():
+    torch.manual_seed(0)
+    base = image_flops(baseline_model(CFG))
+    assert base == predicted_image_flops(CFG)["total"]
+    w, n = CFG.width, CFG.n_tokens
+    for fuse in (True, False):
+        measured = []
+        for r in (0.25, 0.5, 0.75, 1.0):
+            m = pruned_model(CFG, r, fuse_rest=fuse)
+            pred = predicted_image_flops(CFG, r, fuse_rest=fuse)
+            assert m.image.n_kept == pred["tokens_kept"] == max(1, int(16 * r))
+            assert m.image.n_block_tokens == pred["block_tokens"] == pred["tokens_kept"] + (fuse and r < 1)
+            assert image_flops(m) == pred["total"]
+            measured.append(image_flops(m))
+        assert measured == sorted(measured) and measured[0] < base
+        # keep 1.0 keeps every token (nothing to fuse): only the scorer's cost is added to the baseline
+        assert measured[-1] - base == 2 * n * (w * (w // 4) + w // 4)
+    # the blocks' share falls as the token count predicts: linear in k, plus k^2 attention
+    a, b = predicted_image_flops(CFG, 0.25, fuse_rest=False), predicted_image_flops(CFG, 0.5, fuse_rest=False)
+    per_tok = CFG.depth * 2 * w * (4 * w + 2 * CFG.mlp_ratio * w)
+    assert b["pruned_part"] - a["pruned_part"] == per_tok * (8 - 4) + CFG.depth * 4 * w * (8 ** 2 - 4 ** 2)
+
+
+def test_seed_flops_are_per_batch_of_16():
+    # seed 003 reported 83,494,912 FLOPs for its baseline: a batch of 16 images of 49 tokens, the
+    # two Linear layers (what FlopCounterMode counts) plus one multiply-add per output of the mean pool
+    from vlmid.retrieval import count_flops
+    m = SeedImageOnly()
+    matmuls = count_flops(m, torch.zeros(16, 3, 112, 112))
+    assert matmuls == 2 * 16 * 49 * (768 * 64 + 64 * 64)
+    assert matmuls + 2 * 16 * 64 == 83_494_912
+
+
+# ------------------------------------------------------------------ models and training
+def _examples(n=6):
+    g = torch.Generator().manual_seed(0)
+    words = ["red", "blue", "green", "bag", "coat", "shoe"]
+    out = []
+    for i in range(n):
+        arr = (torch.rand(20, 20, 3, generator=g) * 255).to(torch.uint8).numpy()
+        caps = [f"a {words[i % 3]} {words[3 + (i + j) % 3]} number {i}" for j in range(5)]
+        out.append(CaptionExample(i, Image.fromarray(arr), caps))
+    return out
+
+
+def test_embeddings_are_unit_vectors_of_the_right_shape():
+    torch.manual_seed(0)
+    ids = torch.randint(2, CFG.vocab_size, (5, 7))
+    images = torch.randn(5, 3, 32, 32)
+    for m in (baseline_model(CFG), pruned_model(CFG, 0.5)):
+        img, txt, scale = m(images, ids)
+        assert img.shape == (5, CFG.embed_dim) and txt.shape == (5, CFG.embed_dim)
+        assert torch.allclose(img.norm(dim=-1), torch.ones(5), atol=1e-5)
+        assert torch.allclose(txt.norm(dim=-1), torch.ones(5), atol=1e-5)
+        assert float(scale.detach()) == pytest.approx(1 / 0.07, rel=1e-4)
+    # padding does not change a caption's embedding
+    m = baseline_model(CFG).eval()
+    short = torch.tensor([[3, 4, 5, 0, 0, 0]])
+    assert torch.allclose(m.encode_text(short), m.encode_text(short[:, :3]), atol=1e-5)
+
+
+def test_training_steps_reduce_the_loss_for_both_models():
+    torch.manual_seed(0)
+    images = torch.randn(8, 3, 32, 32)
+    ids = torch.randint(2, CFG.vocab_size, (8, 6))
+    for m in (baseline_model(CFG), pruned_model(CFG, 0.5)):
+        opt = torch.optim.Adam(m.parameters(), lr=3e-3)
+        first = contrastive_loss(*m(images, ids)).item()
+        for _ in range(15):
+            train_step(m, opt, images, ids)
+        assert contrastive_loss(*m(images, ids)).item() < 0.5 * first
+
+
+def test_only_the_fused_token_gives_dropped_tokens_a_gradient():
+    torch.manual_seed(0)
+    images, ids = torch.randn(4, 3, 32, 32), torch.randint(2, 20, (4, 5))
+    for fuse in (True, False):
+        m = pruned_model(CFG, 0.5, fuse_rest=fuse)
+        seen = {}
+
+        def keep_grad(module, inputs, out):
+            out.retain_grad()
+            seen.setdefault("x", out)   # the first forward: the one the loss is computed from
+
+        m.image.patch_embed.register_forward_hook(keep_grad)
+        contrastive_loss(*m(images, ids)).backward()
+        _, idx = m.image.tokens(images)
+        kept = torch.zeros(4, CFG.n_tokens, dtype=torch.bool).scatter(1, idx, True)
+        g = seen["x"].grad.norm(dim=-1)
+        assert bool((g[kept] > 0).all())                    # kept tokens always learn
+        assert bool((g[~kept] > 0).all()) == fuse           # dropped ones only through the fused token
+
+
+def test_make_set_and_fit_on_captioned_examples():
+    ex = _examples(6)
+    vocab = build_vocab(c for e in ex for c in e.captions)
+    cfg = RetrievalConfig(**{**CFG.__dict__, "vocab_size": len(vocab)})
+    data = make_set(ex, vocab, cfg)
+    assert data.images.shape == (6, 3, 32, 32) and float(data.images.min()) >= -1 and float(data.images.max()) <= 1
+    assert data.caption_image.tolist() == [i for i in range(6) for _ in range(5)]
+    assert data.text_ids[0, :2].tolist() == [vocab["a"], vocab["red"]]
+    assert encode_captions(["zebra"], vocab, 4).tolist() == [[1, 0, 0, 0]]  # unknown word -> 1
+    torch.manual_seed(0)
+    logs = fit({"b": baseline_model(cfg), "p": pruned_model(cfg, 0.5)}, data, epochs=2, batch_size=4, progress=False)
+    for log in logs.values():
+        assert len(log.epoch_seconds) == 2 and len(log.step_loss) == 4  # 6 images / 4 -> 2 batches per epoch
+        assert math.isfinite(log.later_epoch_seconds)
+
+
+def test_lossyness_sign_and_seed_loss_pitfall():
+    assert lossyness(0.4, 0.5) == pytest.approx(0.2)      # pruned keeps 80 % of the baseline's recall
+    assert lossyness(0.6, 0.5) == pytest.approx(-0.2)     # pruned better: negative
+    # seed 003's Eq. 6 on *losses*: 1 - 0.5050 / 0.0007 ~ -720 (it printed -704 from unrounded losses)
+    assert lossyness(0.5050, 0.0007) == pytest.approx(-720.43, abs=0.01)
+    # seed 003's target points the same way for every caption: a constant output has zero loss
+    ids = torch.randint(2, 50, (4, 9))
+    assert float(seed_cosine_loss(torch.ones(4, 64), ids)) == pytest.approx(0.0, abs=1e-6)
+
+
+# ------------------------------------------------------------------ one Flickr8k code path for both profiles
+def test_paper_profile_reads_real_flickr8k_format(tmp_path, monkeypatch):
+    from vlmid.data.flickr8k import write_flickr8k
+    from vlmid.retrieval import load_flickr8k_splits
+
+    ex = [CaptionExample(f"img{i}", e.image, e.captions) for i, e in enumerate(_examples(6))]
+    write_flickr8k(ex, tmp_path / "flickr8k", split_of=lambda e: "test" if e.image_id in ("img4", "img5") else "train")
+    monkeypatch.setenv("VLMID_PAPER_DATA", str(tmp_path))
+    splits = load_flickr8k_splits("paper")
+    assert [e.image_id for e in splits["test"]] == ["img4", "img5"] and len(splits["train"]) == 4
+    assert splits["train"][1].captions == ex[1].captions
+    monkeypatch.delenv("VLMID_PAPER_DATA")
+    with pytest.raises(FileNotFoundError, match="VLMID_PAPER_DATA"):
+        load_flickr8k_splits("paper")
+
+
+def test_tiny_profile_writes_scenes_in_flickr8k_format_once(tmp_path, monkeypatch):
+    import vlmid.data
+    from vlmid.retrieval import load_flickr8k_splits
+
+    calls = []
+
+    def fake_load_captions(profile, split="test", n=None, seed=0, smoke=False):
+        calls.append(split)
+        base = {"train": 0, "val": 100, "test": 200}[split]
+        return [CaptionExample(base + i, e.image, e.captions) for i, e in enumerate(_examples(3))]
+
+    monkeypatch.setenv("VLMID_DATA", str(tmp_path))
+    monkeypatch.setattr(vlmid.data, "load_captions", fake_load_captions, raising=False)
+    splits = load_flickr8k_splits("tiny", seed=3)
+    assert (tmp_path / "flickr8k-scenes-seed3" / "Flickr8k.token.txt").is_file()
+    assert [e.image_id for e in splits["test"]] == ["200", "201", "202"]
+    assert splits["train"][0].captions == _examples(1)[0].captions
+    load_flickr8k_splits("tiny", seed=3)
+    assert sorted(calls) == ["test", "train", "val"]  # the second call reads what the first wrote
