@@ -61,12 +61,18 @@ class Row:
 
 
 NOTEBOOKS = (
-    Notebook("00", "00_build_models_and_data", "Models and data built offline"),
-    Notebook("01", "01_intrinsic_dimension", "Intrinsic dimension per layer"),
-    Notebook("02", "02_pruning_blip", "Pruning BLIP: magnitude, gradient, PLATON, with and without the ID prior"),
-    Notebook("03", "03_clip_token_pruning", "CLIP vision-token pruning"),
-    Notebook("04", "04_flickr8k_token_pruned", "Flickr8k-style baseline vs token-pruned model"),
-    Notebook("05", "05_quantization_lowrank", "Quantization, layer dropping and low rank"),
+    Notebook("00", "00_build_models_and_data", "Models and data built offline",
+             ("sample_scenes.png", "zeroshot_per_class.png", "linear_probes.png"), ("caption_quality.csv",)),
+    Notebook("01", "01_intrinsic_dimension", "Intrinsic dimension per layer",
+             ("id_profiles.png", "benchmark.png", "linear_ids_blip.png"), ("benchmark.csv",)),
+    Notebook("02", "02_pruning_blip", "Pruning BLIP: magnitude, gradient, PLATON, with and without the ID prior",
+             ("cider_vs_sparsity.png", "group_sparsity_at_40.png", "modality_sensitivity.png"), ("summary_at_40.csv",)),
+    Notebook("03", "03_clip_token_pruning", "CLIP vision-token pruning",
+             ("failure_analysis.png", "pareto.png", "scaling.png"), ("seed_table.csv",)),
+    Notebook("04", "04_flickr8k_token_pruned", "Flickr8k-style baseline vs token-pruned model",
+             ("quality_vs_flops.png", "training_curves.png"), ("lossyness.csv",)),
+    Notebook("05", "05_quantization_lowrank", "Quantization, layer dropping and low rank",
+             ("svd_plain_vs_aware.png",), ("compression_table.csv",)),
 )
 
 
@@ -80,10 +86,12 @@ ROWS = (
     # -- 00: the models every other notebook studies (issue 3's targets) -------------------------
     Row("00", "target", "Tiny BLIP captions held-out scenes: CIDEr-D >= 1.2 and BLEU-4 >= 0.30 "
         "(beam 3, max 20 tokens)", "issue 3; REFERENCE.md §7",
-        "CIDEr-D {blip_cider:.3f}, BLEU-4 {blip_bleu4:.3f}",
+        "CIDEr-D {blip_cider:.3f}, BLEU-4 {blip_bleu4:.3f} (one constant caption: {baseline_constant_cider:.3f} / "
+        "{baseline_constant_bleu4:.3f})",
         "BLIP-base on COCO Karpathy test: CIDEr 1.333, BLEU-4 0.397 (REFERENCE.md §7; other data, for scale only)",
         "CIDEr-D >= 1.2 and BLEU-4 >= 0.30",
-        lambda m: m["blip_cider"] >= 1.2 and m["blip_bleu4"] >= 0.30, ("blip_cider", "blip_bleu4")),
+        lambda m: m["blip_cider"] >= 1.2 and m["blip_bleu4"] >= 0.30,
+        ("blip_cider", "blip_bleu4", "baseline_constant_cider", "baseline_constant_bleu4")),
     Row("00", "target", "Tiny CLIP zero-shot top-1 on Fashion-MNIST test >= 65 % (chance 10 %)",
         "issue 3; REFERENCE.md §5", "{clip_zeroshot_top1:.1%}",
         "CLIP ViT-B/16 zero-shot CIFAR-10: 88-91 % (REFERENCE.md §5)", "top-1 >= 0.65",
@@ -92,6 +100,14 @@ ROWS = (
         "{build_seconds:.0f} s; BLIP {blip_params:,} and CLIP {clip_params:,} parameters", "",
         "build_seconds <= 600", lambda m: m["build_seconds"] <= 600,
         ("build_seconds", "blip_params", "clip_params")),
+    Row("00", "target", "The vision towers encode the garment, not only its colour (no shortcut)",
+        "REFERENCE.md §10",
+        "linear probe on the CLS, item class: BLIP {probe_blip_class:.1%}, CLIP {probe_clip_class:.1%}; "
+        "colour: BLIP {probe_blip_colour:.1%}, CLIP {probe_clip_colour:.1%}",
+        "a shortcut model measured here before: colour 100 %, shape 24-38 % (REFERENCE.md §10)",
+        "item-class probe >= 50 % in both towers (chance 10 %)",
+        lambda m: min(m["probe_blip_class"], m["probe_clip_class"]) >= 0.5,
+        ("probe_blip_class", "probe_clip_class", "probe_blip_colour", "probe_clip_colour")),
     # -- 01: intrinsic dimension ------------------------------------------------------------------
     Row("01", "claim", "Visual layers have a higher ID than language layers; fusion layers lie in between",
         "seeds 000/001; REFERENCE.md §1",
@@ -106,6 +122,14 @@ ROWS = (
         "20 <= max vision ID <= 450 and 5 <= max language ID <= 30",
         lambda m: 20 <= m["id_vision_max"] <= 450 and 5 <= m["id_language_max"] <= 30,
         ("id_vision_max", "id_language_max")),
+    Row("01", "claim", "Visual layers' ID rises then falls (hunchback); language layers' ID is flat",
+        "seed 000; REFERENCE.md §1",
+        "BLIP profile shapes: vision {id_vision_shape}, language {id_language_shape}, fusion {id_fusion_shape}",
+        "hunchback in trained networks (Ansuini et al. 2019); expand early, contract mid-depth in large "
+        "transformers (Valeriani et al. 2023) (REFERENCE.md §1)",
+        "vision shape is 'hunchback' and language shape is 'flat' (differences beyond the bootstrap noise)",
+        lambda m: m["id_vision_shape"] == "hunchback" and m["id_language_shape"] == "flat",
+        ("id_vision_shape", "id_language_shape", "id_fusion_shape")),
     Row("01", "target", "Our TwoNN equals skdim's within 1 % and is >= 2x faster (5000 x 768)",
         "issue 4; REFERENCE.md §1",
         "relative difference {twonn_rel_diff_vs_skdim:.2%}, {twonn_speedup_vs_skdim:.2f}x faster",
