@@ -199,3 +199,14 @@ def test_layer_ids_and_the_file_notebook_02_reads(tmp_path):
     assert ids == {"a": pytest.approx(table.loc[0, "id"]), "b": pytest.approx(table.loc[1, "id"])}
     assert load_linear_ids(folder) == ids == load_linear_ids(folder / "linear_ids_blip.csv")
     assert list(pd.read_csv(folder / "linear_ids_blip.csv").columns[:4]) == ["module", "id", "n_points", "group"]
+
+
+def test_profile_shapes():
+    from vlmid.id import n_turns, profile_shape
+
+    assert profile_shape([20, 80, 120, 60], [18, 75, 110, 55], [22, 85, 130, 65]) == "hunchback"
+    assert profile_shape([10, 11, 10.5, 10.2], [8] * 4, [13] * 4) == "flat"  # range 1 < half-width 2.5
+    assert profile_shape([10, 20, 30]) == "rising" and profile_shape([30, 20, 10]) == "falling"
+    assert profile_shape([30, 10, 30]) == "irregular"
+    assert n_turns([1, 3, 1, 3, 1]) == 3 and n_turns([1, 2, 3]) == 0
+    assert n_turns([1, 1.1, 1.0, 1.1], noise=0.5) == 0

@@ -4,7 +4,8 @@ and the per-layer IDs notebook 01 writes for the pruning notebook.
     from vlmid.id import TwoNN, block_sites, collect, layer_ids, load_linear_ids
     TwoNN(discard_fraction=0.1).fit(X).dimension_
 """
-from .profiles import LINEAR_IDS_FILE, layer_ids, linear_id_table, linear_ids_path, load_linear_ids, plot_profiles
+from .profiles import (LINEAR_IDS_FILE, layer_ids, linear_id_table, linear_ids_path, load_linear_ids, n_turns,
+                       plot_profiles, profile_shape)
 from .representations import (POOLINGS, LayerRecorder, Site, block_sites, blip_batches, clip_batches, collect,
                               linear_sites, model_family, pool)
 from .twonn import TwoNN, bootstrap_dimension, nearest_two, twonn, twonn_fit, twonn_scaling
@@ -12,4 +13,5 @@ from .twonn import TwoNN, bootstrap_dimension, nearest_two, twonn, twonn_fit, tw
 __all__ = ["TwoNN", "bootstrap_dimension", "nearest_two", "twonn", "twonn_fit", "twonn_scaling",
            "POOLINGS", "LayerRecorder", "Site", "block_sites", "blip_batches", "clip_batches", "collect",
            "linear_sites", "model_family", "pool",
-           "LINEAR_IDS_FILE", "layer_ids", "linear_id_table", "linear_ids_path", "load_linear_ids", "plot_profiles"]
+           "LINEAR_IDS_FILE", "layer_ids", "linear_id_table", "linear_ids_path", "load_linear_ids", "plot_profiles",
+           "profile_shape", "n_turns"]

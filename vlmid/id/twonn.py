@@ -20,11 +20,11 @@ r1 = 0 (dropped and counted) and near-duplicates keep an accurate ratio.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 import torch
-from threadpoolctl import threadpool_limits
 
 # How many float32 candidates per row are re-ranked exactly in float64. Rounding of the
 # expanded formula |a|^2 + |b|^2 - 2ab can swap neighbours whose distances agree to ~1e-7
@@ -71,10 +71,21 @@ def default_block_size(n_points: int) -> int:
     return int(min(n_points, max(256, math.ceil(n_points / 8)), max(1, 2**23 // n_points)))
 
 
+@functools.lru_cache(maxsize=1)
+def _default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def _resolve_device(device) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    return _default_device() if device is None else torch.device(device)
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_controller():
+    # built once: each ThreadpoolController() scans the loaded libraries (~10 ms)
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 def _gram(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -144,7 +155,7 @@ def nearest_two(X, chunk_size: int | None = None, device=None,
     X32 = X32 - X32.mean(dim=0, keepdim=True)
     k = min(n - 1, N_CANDIDATES)
     # numpy's BLAS gets as many threads as torch is allowed (torch.set_num_threads governs both)
-    with threadpool_limits(limits=torch.get_num_threads(), user_api="blas"):
+    with _blas_controller().limit(limits=torch.get_num_threads(), user_api="blas"):
         cand = _candidates(X32, k, block, symmetric)
     del X32
     r = torch.empty(n, 2, dtype=torch.float64, device=dev)
