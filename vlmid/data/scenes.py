@@ -326,7 +326,7 @@ def sample_figure(examples: list[CaptionExample], ncols: int = 4, captions_shown
     import matplotlib.pyplot as plt
 
     nrows = int(np.ceil(len(examples) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 3.6 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 4.3 * nrows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, ex in zip(axes.flat, examples):

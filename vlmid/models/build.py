@@ -22,8 +22,8 @@ from ..paths import data_dir, seed_everything
 # full build: sized so that both models train in about 5-6 minutes on 2 quiet cores (BLIP and CLIP
 # train at the same time, one process and one thread each: on 2 cores this wastes no time on
 # thread synchronisation, and on a shared machine it gets two fair shares of the CPU)
-FULL = dict(blip_steps=600, blip_batch=64, clip_warm_steps=250, clip_steps=250, clip_batch=96,
-            warm_batch=128, clip_images=20000, lr=1e-3)
+FULL = dict(blip_steps=500, blip_batch=64, clip_warm_steps=200, clip_steps=250, clip_batch=96,
+            warm_batch=128, clip_images=20000, lr=1e-3, blip_lr=1.5e-3)
 SMOKE = dict(blip_steps=3, blip_batch=8, clip_warm_steps=2, clip_steps=2, clip_batch=8,
              warm_batch=8, clip_images=64, lr=1e-3)
 
@@ -66,7 +66,7 @@ def _train_part(part: str, seed: int, smoke: bool, hp: dict, progress: bool) -> 
         images, captions = load_scene_arrays("train", seed, smoke)
         torch.manual_seed(seed)
         model = BlipForConditionalGeneration(blip_config(tok, cfg))
-        log = train_blip(model, tok, images, captions, hp["blip_steps"], hp["blip_batch"], hp["lr"], seed,
+        log = train_blip(model, tok, images, captions, hp["blip_steps"], hp["blip_batch"], hp.get("blip_lr", hp["lr"]), seed,
                          bf16=bf16, progress=progress)
         model.save_pretrained(folder / "blip")
         blip_processor(tok, cfg).save_pretrained(folder / "blip")

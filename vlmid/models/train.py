@@ -51,7 +51,8 @@ def train_blip(model, tok, images: np.ndarray, captions: list[list[str]], steps:
     for step in tqdm(range(steps), desc="training BLIP", disable=not progress):
         idx = g.integers(0, len(images), size=batch)
         cap = idx * per + g.integers(0, per, size=batch)
-        b_ids, b_mask = ids[cap], mask[cap]
+        width = int(mask[cap].sum(1).max())  # pad to this batch's longest caption only
+        b_ids, b_mask = ids[cap, :width], mask[cap, :width]
         labels = b_ids.masked_fill(b_mask == 0, -100)
         with _autocast(bf16):
             loss = model(pixel_values=to_pixels(images[idx]), input_ids=b_ids, attention_mask=b_mask,

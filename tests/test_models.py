@@ -1,0 +1,134 @@
+"""The model zoo: paper checkpoints (tiny-config stand-ins, offline) and the smoke build of the tiny models."""
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+
+
+def _images(n=2, size=64):
+    rng = np.random.default_rng(0)
+    return [Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)) for _ in range(n)]
+
+
+def _save_paper_stand_ins(root):
+    """Tiny-config instances of the paper's classes, saved where $VLMID_MODELS says the paper ones live."""
+    from transformers import BlipForConditionalGeneration, CLIPModel
+
+    from vlmid.models import BLIP_ID, CLIP_ID
+    from vlmid.models.tiny import TinyConfig, blip_config, blip_processor, clip_config, clip_image_processor
+    from vlmid.models.tokenizer import build_tokenizer
+
+    tok = build_tokenizer(root / "tok", words=["a", "picture", "of", "dog", "cat", "red"])
+    cfg = TinyConfig(hidden=32, layers=1, heads=2, mlp=64, patch=16, image_size=32)
+    torch.manual_seed(0)
+    blip = BlipForConditionalGeneration(blip_config(tok, cfg))
+    blip.save_pretrained(root / BLIP_ID)
+    blip_processor(tok, cfg).save_pretrained(root / BLIP_ID)
+    clip = CLIPModel(clip_config(tok, cfg))
+    clip.save_pretrained(root / CLIP_ID)
+    clip_image_processor(cfg).save_pretrained(root / CLIP_ID)
+    tok.save_pretrained(root / CLIP_ID)
+    return blip, clip
+
+
+def test_paper_round_trip(tmp_path, monkeypatch):
+    from vlmid.models import load_captioner, load_clip
+
+    blip, clip = _save_paper_stand_ins(tmp_path)
+    monkeypatch.setenv("VLMID_MODELS", str(tmp_path))
+    cap = load_captioner("paper")
+    assert cap.prompt == "a picture of "
+    assert cap.generation == dict(num_beams=3, max_length=20, min_length=5)
+    assert torch.equal(cap.model.text_decoder.cls.predictions.decoder.weight,
+                       blip.text_decoder.cls.predictions.decoder.weight)
+    out = cap.generate(_images(), max_length=8)
+    assert len(out) == 2 and all(isinstance(s, str) for s in out)
+    assert torch.isfinite(cap.loss(_images(), ["a red dog", "a cat"]))
+    cb = load_clip("paper")
+    assert cb.image_size == 32
+    pv = cb.pixel_values(_images())
+    assert pv.shape == (2, 3, 32, 32)
+    ti = cb.text_inputs(["a dog", "a red cat"])
+    with torch.no_grad():
+        ref = clip(pixel_values=pv, **ti).logits_per_image
+        got = cb.model(pixel_values=pv, **ti).logits_per_image
+    torch.testing.assert_close(got, ref)
+
+
+def test_paper_missing_gives_one_clear_error(tmp_path, monkeypatch):
+    from vlmid.models import BLIP_ID, CLIP_ID, ModelNotAvailable, load_captioner, load_clip
+
+    monkeypatch.setenv("VLMID_MODELS", str(tmp_path / "models"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(ModelNotAvailable) as e:
+        load_captioner("paper")
+    msg = str(e.value)
+    assert BLIP_ID in msg and str(tmp_path / "models") in msg and str(tmp_path / "cache") in msg
+    assert "download" in msg
+    assert e.value.__cause__ is None and e.value.__context__ is None  # no chained traceback wall
+    with pytest.raises(FileNotFoundError, match=CLIP_ID):
+        load_clip("paper")
+
+
+def test_unknown_profile():
+    from vlmid.models import load_captioner
+
+    with pytest.raises(ValueError, match="profile"):
+        load_captioner("huge")
+
+
+def test_tokenizer_reads_its_vocabulary(tmp_path):
+    from vlmid.models.tokenizer import SPECIALS, build_tokenizer, detokenize
+
+    tok = build_tokenizer(tmp_path, words=["a", "red", "t", "-", "shirt", ","])
+    assert len(tok) == len(SPECIALS) + 6
+    ids = tok("a red t-shirt, a blue")["input_ids"]
+    assert ids[0] == tok.cls_token_id and ids[-1] == tok.sep_token_id
+    assert tok.unk_token_id in ids  # "blue" is not in this vocabulary
+    assert detokenize(tok.decode(ids, skip_special_tokens=True)) == "a red t-shirt, a"
+
+
+def test_cosine_schedule():
+    from vlmid.models.train import cosine_lr
+
+    assert cosine_lr(0, 100, 10) == pytest.approx(0.1)
+    assert cosine_lr(10, 100, 10) == pytest.approx(1.0)
+    assert cosine_lr(55, 100, 10) == pytest.approx(0.5)
+    assert cosine_lr(100, 100, 10) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_smoke_build_loads_and_generates(tmp_path, monkeypatch):
+    from vlmid.data import load_captions, load_zeroshot
+    from vlmid.models import load_captioner, load_clip
+    from vlmid.models.build import build, build_info
+
+    monkeypatch.setenv("VLMID_DATA", str(tmp_path))
+    build(seed=0, smoke=True, progress=False)
+    info = build_info(0, smoke=True)
+    assert info["build_seconds"] > 0 and info["blip"]["params"] > 1e5 and len(info["blip"]["loss_curve"]) >= 1
+    cap = load_captioner("tiny", seed=0, smoke=True)
+    ex = load_captions("tiny", "test", n=3, seed=0, smoke=True)
+    out = cap.generate([e.image for e in ex])
+    assert len(out) == 3 and all(isinstance(s, str) and s for s in out)
+    assert cap.model.config.vision_config.num_hidden_layers >= 4
+    loss = cap.loss([e.image for e in ex], [e.captions[0] for e in ex])
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    clip = load_clip("tiny", seed=0, smoke=True)
+    zs = load_zeroshot("tiny", n=4)
+    assert clip.pixel_values(zs.images).shape == (4, 3, clip.image_size, clip.image_size)
+    ti = clip.text_inputs([t.format(c) for t in zs.templates[:1] for c in zs.classnames])
+    assert (ti["input_ids"] != clip.tokenizer.unk_token_id).all()  # prompts use only known words
+    with torch.no_grad():
+        logits = clip.model(pixel_values=clip.pixel_values(zs.images), **ti).logits_per_image
+    assert logits.shape == (4, 10)
