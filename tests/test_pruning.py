@@ -2,6 +2,7 @@
 the ID prior, what is never pruned, and the prune-while-fine-tuning loop on a tiny-config BLIP."""
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -330,3 +331,49 @@ def test_prune_finetune_layer_method_and_validation():
         prune_finetune(model, blip_loss(model), blip_batches(), PruneConfig(id_prior=True), progress=False)
     with pytest.raises(ValueError, match="checkpoint"):
         PruneConfig(final_sparsity=0.4, checkpoints=(0.6,)).validate()
+
+
+def test_paper_path_prune_captioner_with_prompt(tmp_path):
+    """The paper profile's settings (prompt "a picture of ", 3 beams, max 20, min 5) on a tiny-config BLIP."""
+    from PIL import Image
+    from transformers import BlipForConditionalGeneration
+
+    from vlmid.data.base import CaptionExample
+    from vlmid.models.bundles import Captioner
+    from vlmid.models.tiny import TinyConfig, blip_config, blip_processor
+    from vlmid.models.tokenizer import build_tokenizer
+    from vlmid.pruning import caption_batches, fast_cider, prune_captioner
+
+    torch.set_num_threads(1)
+    words = ["a", "picture", "of", "red", "blue", "bag", "coat", "and"]
+    tok = build_tokenizer(tmp_path / "tok", words=words)
+    small = TinyConfig(hidden=32, layers=2, heads=2, mlp=64, patch=8, image_size=32, max_text=24)
+    torch.manual_seed(0)
+    cap = Captioner(model=BlipForConditionalGeneration(blip_config(tok, small)).eval(),
+                    processor=blip_processor(tok, small), prompt="a picture of ",
+                    generation=dict(num_beams=3, max_length=20, min_length=5), profile="paper")
+    rng = np.random.default_rng(0)
+    data = [CaptionExample(i, Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)),
+                           ["a red bag", "a blue coat", "a red coat and a blue bag", "a bag", "a coat"])
+            for i in range(6)]
+    images, caps = next(caption_batches(data, 3, seed=0))
+    assert len(images) == 3 and all(c in data[0].captions for c in caps)
+    dense_state = {k: v.clone() for k, v in cap.model.state_dict().items()}
+    evaluate = lambda c: {"CIDEr": fast_cider({e.image_id: e.captions for e in data[:2]},
+                                              dict(zip([0, 1], c.generate([e.image for e in data[:2]]))))}
+    cfg = PruneConfig(method="platon", final_sparsity=0.4, total_steps=4, initial_warmup=0, final_warmup=0,
+                      delta_t=2, lr=1e-3, checkpoints=(0.4,))
+    run = prune_captioner(cap, data, cfg, dense_state, evaluate, seed=0, batch_size=3, progress=False)
+    assert run.checkpoints[0]["method"] == "platon" and "CIDEr" in run.checkpoints[0]
+    assert sparsity_report(cap.model).overall == pytest.approx(0.4, abs=0.01)
+    cap.model.load_state_dict(dense_state)  # and it starts again from dense
+    assert sparsity_report(cap.model).overall < 0.01
+
+
+def test_fast_cider_ranks_right_over_wrong():
+    from vlmid.pruning import fast_cider
+    refs = {1: ["a red bag", "a red handbag"], 2: ["a blue coat and a shirt", "a blue jacket and a shirt"],
+            3: ["a green dress", "a green dress on the left"]}
+    right = fast_cider(refs, {1: "a red bag", 2: "a blue coat and a shirt", 3: "a green dress"})
+    wrong = fast_cider(refs, {1: "a blue coat", 2: "a red bag", 3: "a red bag"})
+    assert right > 1.0 and wrong < 0.1

@@ -11,8 +11,10 @@
     from vlmid.pruning import PruneConfig, prune_finetune, sparsity_report
     run = prune_finetune(model, loss_fn, batches, PruneConfig(method="platon", id_prior=True), ids=ids)
 """
-from .finetune import METHODS, PruneConfig, PruneRun, config_dict, prune_finetune
-from .layer_score import allocate_sparsity, layer_scores, layer_units, layer_utility, module_sparsities
+from .finetune import (METHODS, PruneConfig, PruneRun, caption_batches, config_dict, per_layer_table,
+                       prune_captioner, prune_finetune)
+from .layer_score import (allocate_sparsity, captioner_cider, fast_cider, layer_allocation, layer_scores, layer_units, layer_utility,
+                          module_sparsities, unit_sizes)
 from .masks import (GROUPS, Masks, SparsityReport, global_kth_value, global_masks, layerwise_masks,
                     linear_block, linear_group, prunable_linears, prunable_weights, sparsity_report)
 from .schedule import cubic_keep_ratio, first_step_below
@@ -21,8 +23,9 @@ from .scores import (MagnitudeScorer, PlatonScorer, TaylorScorer, apply_id_prior
                      taylor_score)
 
 __all__ = [
-    "METHODS", "PruneConfig", "PruneRun", "config_dict", "prune_finetune",
-    "allocate_sparsity", "layer_scores", "layer_units", "layer_utility", "module_sparsities",
+    "METHODS", "PruneConfig", "PruneRun", "caption_batches", "config_dict", "per_layer_table", "prune_captioner", "prune_finetune",
+    "allocate_sparsity", "captioner_cider", "fast_cider", "layer_allocation", "layer_scores", "layer_units", "layer_utility", "module_sparsities",
+    "unit_sizes",
     "GROUPS", "Masks", "SparsityReport", "global_kth_value", "global_masks", "layerwise_masks",
     "linear_block", "linear_group", "prunable_linears", "prunable_weights", "sparsity_report",
     "cubic_keep_ratio", "first_step_below",

@@ -13,8 +13,9 @@ methods into a few minutes.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -171,3 +172,46 @@ def prune_finetune(model: nn.Module, loss_fn: Callable[[Any], torch.Tensor], bat
 def config_dict(cfg: PruneConfig) -> dict:
     """The configuration as plain values, for result tables and provenance."""
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()}
+
+
+# -- the same loop on a captioner (notebook 02) -------------------------------------------------
+def caption_batches(examples: Sequence, batch_size: int, seed: int = 0) -> Iterator[tuple[list, list]]:
+    """Endless random batches (images, one of each image's reference captions), reproducible by seed."""
+    if not examples:
+        raise ValueError("caption_batches: no training examples")
+    rng = np.random.default_rng([seed, 2])
+    while True:
+        idx = rng.integers(0, len(examples), size=batch_size)
+        yield ([examples[i].image for i in idx],
+               [examples[i].captions[int(rng.integers(len(examples[i].captions)))] for i in idx])
+
+
+def prune_captioner(cap, train: Sequence, config: PruneConfig, dense_state: Mapping[str, torch.Tensor],
+                    evaluate: Callable[[Any], Mapping[str, Any]], seed: int = 0, batch_size: int = 32,
+                    label: str | None = None, **kwargs) -> PruneRun:
+    """Start from ``dense_state``, prune-fine-tune ``cap.model`` with ``cap.loss`` on ``train`` and call
+    ``evaluate(cap)`` at every checkpoint; its numeric results land in ``run.checkpoints``.
+
+    ``kwargs`` go to :func:`prune_finetune` (``ids``, ``layer_allocation``, ``progress``).
+    """
+    cap.model.load_state_dict(dense_state)
+    torch.manual_seed(seed)
+
+    def on_checkpoint(sparsity, model):
+        scores = evaluate(cap)
+        return {k: v for k, v in scores.items() if isinstance(v, (int, float)) or v is None}
+
+    label = label or f"{config.method}{'+ID' if config.id_prior else ''}"
+    run = prune_finetune(cap.model, lambda b: cap.loss(*b), caption_batches(train, batch_size, seed), config,
+                         on_checkpoint=on_checkpoint, desc=f"{label} (seed {seed})", **kwargs)
+    for c in run.checkpoints:
+        c.update(method=label, seed=seed)
+    return run
+
+
+def per_layer_table(run: PruneRun) -> pd.DataFrame:
+    """Per-Linear sparsity (counted zeros) at every checkpoint of ``run``, one row per module and target."""
+    label = run.checkpoints[0].get("method") if run.checkpoints else None
+    seed = run.checkpoints[0].get("seed") if run.checkpoints else None
+    frames = [rep.per_layer.assign(target=t, method=label, seed=seed) for t, rep in run.reports.items()]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -63,6 +63,34 @@ def layer_utility(linears: Mapping[str, nn.Linear], units: Mapping[str, list[str
     return base, drops
 
 
+def fast_cider(refs: Mapping, preds: Mapping) -> float:
+    """CIDEr-D of ``preds`` against ``refs`` ({id: [captions]} / {id: caption}) without Java.
+
+    pycocoevalcap's own CIDEr-D code, but captions are split by a regex (lower case, words and
+    hyphens kept, punctuation dropped) instead of Stanford's PTB tokenizer, whose Java start-up
+    dominates the cost of the many small evaluations a utility sweep needs. Only *differences*
+    of this score between layers are used; report final numbers with ``vlmid.metrics``.
+    """
+    import re
+
+    from pycocoevalcap.cider.cider import Cider
+
+    def tok(c: str) -> str:
+        return " ".join(re.findall(r"[a-z0-9]+(?:-[a-z0-9]+)*", c.lower())) or "emptycaption"
+
+    ids = list(refs)
+    gts = {i: [tok(c) for c in refs[k]] for i, k in enumerate(ids)}
+    res = {i: [tok(preds[k])] for i, k in enumerate(ids)}
+    return float(Cider().compute_score(gts, res)[0])
+
+
+def captioner_cider(cap, examples) -> float:
+    """:func:`fast_cider` of ``cap.generate`` on ``examples`` (for :func:`layer_utility`)."""
+    preds = cap.generate([e.image for e in examples])
+    return fast_cider({e.image_id: list(e.captions) for e in examples},
+                      {e.image_id: p for e, p in zip(examples, preds)})
+
+
 def layer_scores(units: Mapping[str, list[str]], ids: Mapping[str, float], sizes: Mapping[str, int],
                  utility: Mapping[str, float], lam: float = 1.0) -> dict[str, float]:
     """Score_l = ID_l/Comp_l / max(ID/Comp) + lam * max(Utility_l, 0) / max(Utility).
@@ -117,3 +145,14 @@ def allocate_sparsity(scores: Mapping[str, float], sizes: Mapping[str, int], tar
 def module_sparsities(units: Mapping[str, list[str]], unit_sparsity: Mapping[str, float]) -> dict[str, float]:
     """Expand ``{unit: sparsity}`` to ``{module name: sparsity}``."""
     return {n: float(unit_sparsity[u]) for u, names in units.items() for n in names}
+
+
+def unit_sizes(units: Mapping[str, list[str]], linears: Mapping[str, nn.Linear]) -> dict[str, int]:
+    """Comp_l: the number of weights in each unit's Linears."""
+    return {u: sum(linears[n].weight.numel() for n in names) for u, names in units.items()}
+
+
+def layer_allocation(units: Mapping[str, list[str]], scores: Mapping[str, float], sizes: Mapping[str, int],
+                     spread: float = 0.5, max_sparsity: float = 0.98) -> Callable[[float], dict[str, float]]:
+    """``target sparsity -> {module name: sparsity}`` for :func:`vlmid.pruning.prune_finetune`."""
+    return lambda target: module_sparsities(units, allocate_sparsity(scores, sizes, target, spread, max_sparsity))

@@ -161,6 +161,8 @@ def load_linear_ids(results_dir=None) -> dict[str, float]:
         _load = None
     if _load is not None:
         ids = _load(results_dir)
+        if hasattr(ids, "columns"):  # a DataFrame with the CSV's columns
+            ids = dict(zip(ids["module"], ids["id"]))
         return {str(k): float(v) for k, v in dict(ids).items()}
     import pandas as pd
 
