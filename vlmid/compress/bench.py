@@ -26,7 +26,7 @@ from . import layerdrop, lowrank, quantize
 
 __all__ = ["ModelAdapter", "CaptionerAdapter", "ClipAdapter", "Qwen2VLAdapter", "Benchmark",
            "CaptionBenchmark", "ZeroShotBenchmark", "fp32", "bf16", "int8_dynamic", "bnb",
-           "svd", "layer_drop", "chain", "compare", "measure_latency"]
+           "svd", "layer_drop", "fine_tuned", "chain", "compare", "measure_latency", "pareto_front"]
 
 
 # ===================================================================== model adapters
@@ -193,11 +193,17 @@ class Benchmark:
 
 
 class CaptionBenchmark(Benchmark):
-    """COCO caption metrics (CIDEr-D, BLEU-4, METEOR, ROUGE-L) and a MiniLM semantic score."""
+    """COCO caption metrics (CIDEr-D, BLEU-4, METEOR, ROUGE-L) and a MiniLM semantic score.
+
+    The semantic score is ``vlmid.metrics.semantic``'s (mean over images of the best cosine between
+    the caption's and the references' MiniLM embeddings), with every distinct sentence embedded
+    once per benchmark: a table of many methods re-embeds neither the references nor repeated captions.
+    """
     name = "captioning"
 
     def __init__(self, examples, semantic: bool = True, batch_size: int = 64):
         self.examples, self.semantic, self.batch_size = list(examples), semantic, batch_size
+        self._emb: dict[str, torch.Tensor] = {}
 
     def applies_to(self, adapter):
         return adapter.kind == "captioner"
@@ -206,16 +212,27 @@ class CaptionBenchmark(Benchmark):
         caps = adapter.generate([e.image for e in self.examples], batch_size=self.batch_size)
         return {e.image_id: c for e, c in zip(self.examples, caps)}
 
+    def _embed(self, sentences) -> None:
+        from ..metrics.semantic import embed_sentences
+
+        new = sorted({s for s in sentences if s not in self._emb})
+        if new:
+            self._emb.update(zip(new, embed_sentences(new)))
+
+    def semantic_score(self, preds: dict) -> float:
+        self._embed(list(preds.values()) + [c for e in self.examples for c in e.captions])
+        best = [max(float(self._emb[r] @ self._emb[preds[e.image_id]]) for r in e.captions) for e in self.examples]
+        return sum(best) / len(best)
+
     def score(self, adapter):
         from ..metrics import caption_scores
-        from ..metrics.semantic import semantic_similarity
 
         preds = self.predictions(adapter)
         refs = {e.image_id: list(e.captions) for e in self.examples}
         s = caption_scores(refs, preds, spice=False)
         out = {k: s[k] for k in ("CIDEr", "BLEU-4", "METEOR", "ROUGE-L")}
         if self.semantic:
-            out["semantic"] = semantic_similarity(preds, refs)
+            out["semantic"] = self.semantic_score(preds)
         return out
 
 
@@ -262,19 +279,21 @@ def bnb(mode: str = "nf4", skip=(), double_quant: bool = False) -> Callable:
     return method
 
 
-def svd(energy: float | None = 0.8, method: str = "plain", skip=(), ranks_from: Callable | None = None,
+def svd(energy: float | None = 0.8, method: str = "plain", skip=(), ranks_from: dict | None = None,
         n_calib: int = 32) -> Callable:
-    """Low-rank factorization; ``ranks_from=`` another svd method's plan (dict) for equal size."""
+    """Low-rank factorization. The rank of each layer comes from the retained energy of its *plain*
+    spectrum whatever the method, so ``svd(e, "plain")`` and ``svd(e, "whiten")`` have equal size;
+    ``ranks_from=`` a plan (name -> {"rank": r}) reuses given ranks instead."""
     def apply(ad):
+        plan = ranks_from if ranks_from is not None else lowrank.plan_ranks(ad.model, energy, skip)
         stats = None
         if method != "plain":
-            names = quantize.linear_names(ad.model, skip) if ranks_from is None else list(ranks_from)
-            stats = lowrank.collect_input_stats(ad.model, ad.calibration_run(n_calib), names,
+            stats = lowrank.collect_input_stats(ad.model, ad.calibration_run(n_calib), list(plan),
                                                 gram=(method == "whiten"))
-        m, plan = lowrank.factorize(ad.model, energy=energy, skip=skip, method=method, stats=stats,
-                                    ranks=ranks_from)
+        m, plan = lowrank.factorize(ad.model, method=method, stats=stats, ranks=plan)
         fact, dense = lowrank.plan_params(plan)
-        return ad.with_model(m, layers=list(plan), plan=plan, factor_weights=fact, dense_weights=dense)
+        return ad.with_model(m, layers=list(plan), plan=plan, energy=energy, method=method,
+                             factor_weights=fact, dense_weights=dense)
     return apply
 
 
@@ -293,6 +312,17 @@ def layer_drop(drop: Iterable[int] | None = None, finetune_examples=None, steps:
     return apply
 
 
+def fine_tuned(examples, steps: int, lr: float = 5e-4, batch_size: int = 32, seed: int = 0) -> Callable:
+    """The uncompressed model fine-tuned exactly like a compressed one: the control that separates
+    "the fine-tune helped" from "the compression cost nothing"."""
+    def apply(ad):
+        import copy
+        new = ad.with_model(copy.deepcopy(ad.model), layers=[])
+        new.notes["finetune_losses"] = layerdrop.finetune(new.bundle, examples, steps, lr, batch_size, seed)
+        return new
+    return apply
+
+
 def chain(*methods: Callable) -> Callable:
     """Apply methods one after the other (e.g. low-rank, then int8). Layers: those of the first."""
     def apply(ad):
@@ -304,6 +334,20 @@ def chain(*methods: Callable) -> Callable:
             out = nxt
         return out
     return apply
+
+
+def pareto_front(df, cost: str, quality: str):
+    """Boolean mask of the rows no other row beats: lower-or-equal ``cost`` and higher-or-equal
+    ``quality``, strictly better in one (both columns present)."""
+    import numpy as np
+
+    c, q = df[cost].to_numpy(float), df[quality].to_numpy(float)
+    ok = ~(np.isnan(c) | np.isnan(q))
+    front = np.zeros(len(df), dtype=bool)
+    for i in np.flatnonzero(ok):
+        dominated = ok & (c <= c[i]) & (q >= q[i]) & ((c < c[i]) | (q > q[i]))
+        front[i] = not dominated.any()
+    return front
 
 
 # ===================================================================== the loop

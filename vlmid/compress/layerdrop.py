@@ -14,7 +14,7 @@ from typing import Iterable
 import torch
 from torch import nn
 
-__all__ = ["decoder_layers_path", "every_second", "drop_layers", "finetune"]
+__all__ = ["decoder_layers_path", "last_layers", "every_second", "drop_layers", "finetune"]
 
 # where each model family keeps the layer stack of its language decoder
 _DECODER_PATHS = ("text_decoder.bert.encoder.layer",   # BLIP captioning
@@ -31,6 +31,13 @@ def decoder_layers_path(model: nn.Module) -> str:
         except AttributeError:
             continue
     raise ValueError(f"no decoder layer stack found in {type(model).__name__}; pass path= (tried {_DECODER_PATHS})")
+
+
+def last_layers(model: nn.Module, k: int = 1, path: str | None = None) -> list[str]:
+    """Glob patterns naming the last ``k`` decoder layers (to keep them dense, as seed 004 did)."""
+    path = path or decoder_layers_path(model)
+    n = len(model.get_submodule(path))
+    return [f"{path}.{i}.*" for i in range(max(0, n - k), n)]
 
 
 def every_second(n_layers: int) -> list[int]:

@@ -37,7 +37,7 @@ from torch import nn
 from .quantize import _set_module, linear_names
 
 __all__ = ["LowRankLinear", "retained_energy_rank", "factorize_linear", "collect_input_stats",
-           "factorize", "plan_params", "save_lowrank", "load_lowrank", "METHODS"]
+           "plan_ranks", "factorize", "plan_params", "save_lowrank", "load_lowrank", "METHODS"]
 
 METHODS = ("plain", "asvd", "whiten")
 
@@ -154,6 +154,20 @@ def _breakeven(lin: nn.Linear) -> int:
     return (lin.in_features * lin.out_features - 1) // (lin.in_features + lin.out_features)
 
 
+def plan_ranks(model: nn.Module, energy: float, skip: Iterable[str] = (), only_if_smaller: bool = True) -> dict:
+    """name -> {in_features, out_features, rank, bias}: the rank retaining ``energy`` of each
+    Linear's plain spectrum; layers where that rank would not save weights are left out."""
+    plan = {}
+    for n in linear_names(model, skip):
+        lin = model.get_submodule(n)
+        r = retained_energy_rank(torch.linalg.svdvals(lin.weight.data.double().cpu()), energy)
+        if only_if_smaller and r > _breakeven(lin):
+            continue
+        plan[n] = {"in_features": lin.in_features, "out_features": lin.out_features,
+                   "rank": r, "bias": lin.bias is not None}
+    return plan
+
+
 def factorize(model: nn.Module, energy: float | None = 0.8, skip: Iterable[str] = (),
               method: str = "plain", stats: dict | None = None, ranks: dict | None = None,
               only_if_smaller: bool = True, alpha: float = 0.5) -> tuple[nn.Module, dict]:
@@ -161,28 +175,22 @@ def factorize(model: nn.Module, energy: float | None = 0.8, skip: Iterable[str] 
 
     - ``energy``: retained spectral energy of the *plain* spectrum of each W, which sets
       its rank (so plain and activation-aware get the same ranks, i.e. equal size);
-    - ``ranks``: a plan from an earlier call (name -> {"rank": r, ...}) to reuse instead;
+    - ``ranks``: a plan (from ``plan_ranks`` or an earlier call) to use instead;
     - ``skip``: glob patterns / prefixes of layers to keep dense (e.g. the last layers);
-    - ``only_if_smaller``: keep a layer dense when its rank would not save parameters.
+    - ``only_if_smaller``: keep a layer dense when its rank would not save parameters;
+    - ``stats``: ``collect_input_stats`` output, needed by ``"asvd"`` and ``"whiten"``.
     """
-    names = linear_names(model, skip) if ranks is None else list(ranks)
+    plan = ranks if ranks is not None else plan_ranks(model, energy, skip, only_if_smaller)
     m = copy.deepcopy(model)
-    plan: dict[str, dict] = {}
-    for n in names:
+    out: dict[str, dict] = {}
+    for n, p in plan.items():
         lin = m.get_submodule(n)
-        if ranks is not None:
-            r = ranks[n]["rank"]
-        else:
-            s = torch.linalg.svdvals(lin.weight.data.double().cpu())
-            r = retained_energy_rank(s, energy)
-            if only_if_smaller and r > _breakeven(lin):
-                continue
-        new = factorize_linear(lin, rank=r, method=method,
+        new = factorize_linear(lin, rank=p["rank"], method=method,
                                stats=None if stats is None else stats.get(n), alpha=alpha)
         _set_module(m, n, new)
-        plan[n] = {"in_features": lin.in_features, "out_features": lin.out_features,
-                   "rank": new.rank, "bias": lin.bias is not None}
-    return m, plan
+        out[n] = {"in_features": lin.in_features, "out_features": lin.out_features,
+                  "rank": new.rank, "bias": lin.bias is not None}
+    return m, out
 
 
 def plan_params(plan: dict) -> tuple[int, int]:
