@@ -132,3 +132,14 @@ def test_smoke_build_loads_and_generates(tmp_path, monkeypatch):
     with torch.no_grad():
         logits = clip.model(pixel_values=clip.pixel_values(zs.images), **ti).logits_per_image
     assert logits.shape == (4, 10)
+
+
+def test_linear_probe_separates_only_what_is_encoded():
+    from vlmid.models.probe import linear_probe
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 300)
+    informative = np.eye(3)[y] * 3 + rng.normal(size=(300, 3)) * 0.1
+    noise = rng.normal(size=(300, 3))
+    assert linear_probe(informative, y) > 0.95
+    assert linear_probe(noise, y) < 0.6

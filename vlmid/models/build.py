@@ -57,6 +57,7 @@ def _train_part(part: str, seed: int, smoke: bool, hp: dict, progress: bool) -> 
     from .train import train_blip, train_clip
 
     folder = models_root(seed, smoke)
+    cpu0 = time.process_time()
     seed_everything(seed)
     torch.set_num_threads(1)
     tok = build_tokenizer(folder / "tokenizer")
@@ -85,6 +86,8 @@ def _train_part(part: str, seed: int, smoke: bool, hp: dict, progress: bool) -> 
         clip_image_processor(cfg).save_pretrained(folder / "clip")
         tok.save_pretrained(folder / "clip")
     log["params"] = n_params(model)
+    # CPU seconds of this trainer: on a busy machine the wall time says little, this is what it cost
+    log["cpu_seconds"] = time.process_time() - cpu0
     log["seconds_per_step"] = log["seconds"] / max(1, log["steps"] + log.get("warm_steps", 0))
     return log
 
