@@ -115,4 +115,9 @@ args=(--profile "$profile" --seed "$seed")
 [ -n "$only" ] && args+=(--only "$only")
 [ "$smoke" = 1 ] && args+=(--smoke)
 [ -n "$results" ] && args+=(--results "$results")
-exec "$PY" -m vlmid.pipeline "${args[@]}"
+"$PY" -m vlmid.pipeline "${args[@]}"
+# The report and the README's results table are generated from results/, never written by hand.
+# (A run into another --results folder leaves the README alone: python -m vlmid.report --help.)
+if [ "$smoke" = 0 ] && [ -z "$results" ]; then
+  "$PY" -m vlmid.report
+fi
