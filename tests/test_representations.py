@@ -167,6 +167,8 @@ def test_hooks_removed_even_on_error(blip):
     assert hook_count(blip) == before
     with pytest.raises(ValueError, match="pooling"):
         LayerRecorder(blip, sites, "max")
+    with pytest.raises(ValueError, match="pooling"):
+        LayerRecorder(blip, sites, [])
 
 
 def test_pool_masks_padding():
@@ -210,3 +212,14 @@ def test_profile_shapes():
     assert profile_shape([30, 10, 30]) == "irregular"
     assert n_turns([1, 3, 1, 3, 1]) == 3 and n_turns([1, 2, 3]) == 0
     assert n_turns([1, 1.1, 1.0, 1.1], noise=0.5) == 0
+
+
+def test_several_poolings_from_one_pass(clip):
+    batches = make_batches(n=6, batch_size=3, seq=6)
+    sites = block_sites(clip)
+    both = collect(clip, batches, sites, pooling=["mean", "cls"], progress=False)
+    assert set(both) == {"mean", "cls"}
+    for how in ("mean", "cls"):
+        one = collect(clip, batches, sites, pooling=how, progress=False)
+        for name in one:
+            torch.testing.assert_close(both[how][name], one[name])

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import torch
 from torch import nn
@@ -144,27 +144,31 @@ class LayerRecorder:
                 model(**batch)
         feats = rec.features()   # hooks are gone here
 
+    ``pooling`` may be a list: every pooling is kept from the same forward pass.
     ``text_mask`` is the attention mask of the current batch's text (None: no padding).
     """
 
-    def __init__(self, model: nn.Module, sites: Iterable[Site], pooling: str = "mean"):
-        if pooling not in POOLINGS:
-            raise ValueError(f"pooling={pooling!r}: use one of {POOLINGS}")
-        self.model, self.sites, self.pooling = model, list(sites), pooling
+    def __init__(self, model: nn.Module, sites: Iterable[Site], pooling: str | Sequence[str] = "mean"):
+        self.poolings = (pooling,) if isinstance(pooling, str) else tuple(pooling)
+        bad = [p for p in self.poolings if p not in POOLINGS]
+        if bad or not self.poolings:
+            raise ValueError(f"pooling={pooling!r}: use one (or a list) of {POOLINGS}")
+        self.model, self.sites = model, list(sites)
         modules = dict(model.named_modules())
         missing = [s.name for s in self.sites if s.name not in modules]
         if missing:
             raise ValueError(f"no module named {missing[:3]} in {type(model).__name__}")
         self._modules = [modules[s.name] for s in self.sites]
         self._handles: list = []
-        self._store: dict[str, list[torch.Tensor]] = {s.name: [] for s in self.sites}
+        self._store = {p: {s.name: [] for s in self.sites} for p in self.poolings}
         self.text_mask: torch.Tensor | None = None
 
     def _hook(self, site: Site):
         def hook(module, args, output):
             mask = self.text_mask if site.stream == "text" else None
             h = _first_tensor(output).detach()
-            self._store[site.name].append(pool(h, self.pooling, mask).float().cpu())
+            for p in self.poolings:
+                self._store[p][site.name].append(pool(h, p, mask).float().cpu())
         return hook
 
     def __enter__(self) -> "LayerRecorder":
@@ -180,10 +184,12 @@ class LayerRecorder:
             h.remove()
         self._handles.clear()
 
-    def features(self) -> dict[str, torch.Tensor]:
-        """Points x features per site. Flattened text sequences are zero-padded to the longest."""
+    def features(self, pooling: str | None = None) -> dict[str, torch.Tensor]:
+        """Points x features per site for ``pooling`` (default: the first). Flattened text
+        sequences are zero-padded to the longest."""
+        pooling = pooling or self.poolings[0]
         out = {}
-        for name, parts in self._store.items():
+        for name, parts in self._store[pooling].items():
             if not parts:
                 raise RuntimeError(f"nothing was recorded at {name}: was the model run inside the recorder?")
             width = max(p.shape[1] for p in parts)
@@ -192,9 +198,11 @@ class LayerRecorder:
 
 
 @torch.no_grad()
-def collect(model: nn.Module, batches: Iterable[dict], sites: Iterable[Site], pooling: str = "mean",
-            progress: bool = True, total: int | None = None) -> dict[str, torch.Tensor]:
-    """Run ``model(**batch)`` over ``batches`` and return the pooled outputs of ``sites``.
+def collect(model: nn.Module, batches: Iterable[dict], sites: Iterable[Site], pooling: str | Sequence[str] = "mean",
+            progress: bool = True, total: int | None = None) -> dict:
+    """Run ``model(**batch)`` over ``batches`` and return the pooled outputs of ``sites``:
+    {module name: points x features}, or with a list of poolings {pooling: {module name: ...}}
+    from a single pass.
 
     Each batch is a dict of model inputs (pixel_values, input_ids, attention_mask); its
     ``attention_mask`` masks the text-side outputs. The model is run in eval mode.
@@ -205,11 +213,13 @@ def collect(model: nn.Module, batches: Iterable[dict], sites: Iterable[Site], po
     model.eval()
     try:
         with LayerRecorder(model, sites, pooling) as rec:
-            for batch in tqdm(batches, desc=f"collecting ({pooling})", total=total, disable=not progress,
+            for batch in tqdm(batches, desc="collecting representations", total=total, disable=not progress,
                               leave=False):
                 rec.text_mask = batch.get("attention_mask")
                 model(**batch)
-        return rec.features()
+        if isinstance(pooling, str):
+            return rec.features()
+        return {p: rec.features(p) for p in rec.poolings}
     finally:
         model.train(was_training)
 
