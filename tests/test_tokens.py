@@ -218,3 +218,43 @@ def test_pruning_cuts_flops(clip, pixels):
         half = count_flops(lambda: image_features(clip, pixels))
     # every per-token cost halves (33 of 65 tokens) and attention falls by about 4x
     assert 0.4 * base < half < 0.55 * base
+
+
+# ---------------------------------------------------------------- notebook 03's table helpers
+def test_pareto_front_and_best_within():
+    import pandas as pd
+
+    from vlmid.tokens import study
+
+    t = pd.DataFrame({"variant": ["baseline", "a", "b", "c", "d"], "speedup": [1.0, 1.2, 1.6, 2.0, 1.5],
+                      "flops_ratio": [1.0, 1.3, 1.7, 2.1, 1.9], "top1": [0.80, 0.80, 0.795, 0.30, 0.70]})
+    assert study.pareto_front(t)["variant"].tolist() == ["a", "b", "c"]   # d is beaten by b on both axes
+    assert study.best_within(t, 0.80, 0.01)["variant"] == "b"
+    assert study.best_within(t, 0.80, 0.0)["variant"] == "a"
+    assert study.best_within(t, 0.90, 0.01) is None
+
+
+def test_accuracy_grid_baseline_and_keep_one_agree(clip):
+    """A patched variant at keep 1.0 must score exactly what the unpatched model scores."""
+    import numpy as np
+
+    from vlmid.data.base import ZeroShotSet
+    from vlmid.tokens import study
+
+    class Bundle:
+        model = clip
+
+        def pixel_values(self, images):
+            return torch.stack(list(images))
+
+        def text_inputs(self, texts):
+            ids = torch.tensor([[0] + [2 + (hash(w) % 90) for w in t.split()][:6] + [1] for t in texts])
+            return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+
+    g = torch.Generator().manual_seed(3)
+    zs = ZeroShotSet(images=list(torch.randn(12, 3, IMAGE, IMAGE, generator=g)), labels=np.arange(12) % 3,
+                     classnames=["aa", "bb", "cc"], templates=["{} x"])
+    acc = study.accuracy_grid(Bundle(), zs, study.grid([study.Spec("evit", "evit")], [1.0, 0.5]), progress=False)
+    assert acc["variant"].tolist() == ["baseline", "evit @ 1", "evit @ 0.5"]
+    assert acc.loc[1, "top1"] == acc.loc[0, "top1"]
+    assert acc.loc[2, "tokens_per_block"] == "65-65-34-19-11"

@@ -63,9 +63,38 @@ def count_flops(run: Callable[[], Any]) -> int:
     return int(counter.get_total_flops())
 
 
+def flops_by_op(run: Callable[[], Any]) -> dict[str, int]:
+    """FLOPs of one call of ``run()`` per aten op (e.g. ``addmm``, ``convolution``, attention)."""
+    with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=_EXTRA_FORMULAS) as counter:
+        run()
+    return {str(op): int(n) for op, n in counter.get_flop_counts().get("Global", {}).items()}
+
+
 def _sync(device: torch.device | None) -> None:
     if device is not None and device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence file descriptor 2 (the profiler's C++ backend prints start/stop lines there)."""
+    import os
+    import sys
+
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real descriptor (unusual embedding): just run
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def peak_memory(run: Callable[[], Any], device: torch.device | str | None = None) -> tuple[int, str]:
@@ -81,7 +110,7 @@ def peak_memory(run: Callable[[], Any], device: torch.device | str | None = None
         return int(torch.cuda.max_memory_allocated(device) - before), "torch.cuda.max_memory_allocated"
     from torch.profiler import ProfilerActivity, profile
 
-    with torch.no_grad(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    with _quiet_stderr(), torch.no_grad(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         run()
     events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events()
                     if e.name() == "[memory]")

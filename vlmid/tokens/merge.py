@@ -129,8 +129,11 @@ def merge_tokens(x: torch.Tensor, match: Matching | None, reduce: str = "sum") -
     c = x.shape[-1]
     kept_a = a.gather(1, match.keep.unsqueeze(-1).expand(-1, -1, c))
     moved = a.gather(1, match.src.unsqueeze(-1).expand(-1, -1, c))
-    b = b.scatter_reduce(1, match.dst.unsqueeze(-1).expand(-1, -1, c), moved, reduce=reduce,
-                         include_self=True)
+    dst = match.dst.unsqueeze(-1).expand(-1, -1, c)
+    if reduce == "sum":
+        b = b.scatter_add(1, dst, moved)
+    else:
+        b = b.scatter_reduce(1, dst, moved, reduce=reduce, include_self=True)
     return torch.cat([kept_a, b], dim=1)
 
 
@@ -142,8 +145,8 @@ def merge_weighted(x: torch.Tensor, size: torch.Tensor, match: Matching | None) 
     """
     if match is None:
         return x, size
-    total = merge_tokens(x * size, match, "sum")
-    new_size = merge_tokens(size, match, "sum")
+    merged = merge_tokens(torch.cat([x * size, size], dim=-1), match, "sum")  # one scatter for both
+    total, new_size = merged[..., :-1], merged[..., -1:]
     return total / new_size, new_size
 
 

@@ -60,7 +60,7 @@ class TokenConfig:
     after_block: int | str = 0    # topk: select before block `after_block` (0 = before the encoder)
     blocks: tuple[int, ...] | None = None  # evit: blocks whose CLS attention ranks the patches
     fuse: bool = True             # evit: fuse the dropped patches into one token
-    r: int | None = None          # tome: tokens merged per block (None: from `keep`)
+    r: int | None = None          # tome: tokens merged per block (None: from `keep` and the input's patches)
     prop_attn: bool = True        # tome: proportional attention, log(size) added to the logits
     # filled by each forward: tokens entering each block, then tokens leaving the last one
     tokens_per_block: list[int] = field(default_factory=list)
@@ -98,8 +98,8 @@ def _resolve(tower, name: str, keep: float, options: dict) -> TokenConfig:
     cfg.blocks = tuple(int(b) for b in cfg.blocks)
     if any(not 0 <= b < n_layers for b in cfg.blocks):
         raise ValueError(f"blocks={cfg.blocks!r} is out of range: each must lie in [0, {n_layers - 1}]")
-    if cfg.method == "tome" and cfg.r is None:
-        cfg.r = tome_r_for_keep(tower.embeddings.num_patches, n_layers, cfg.keep)
+    if cfg.r is not None and (int(cfg.r) != cfg.r or cfg.r < 0):
+        raise ValueError(f"r={cfg.r!r} is out of range: it must be an integer >= 0")
     return cfg
 
 
@@ -240,6 +240,8 @@ def _run_evit(tower, x: torch.Tensor, cfg: TokenConfig, states: list | None) -> 
 
 
 def _run_tome(tower, x: torch.Tensor, cfg: TokenConfig, states: list | None) -> torch.Tensor:
+    # r from keep uses the patches of *this* input, so interpolated resolutions prune alike
+    r = cfg.r if cfg.r is not None else tome_r_for_keep(x.shape[1] - 1, len(tower.encoder.layers), cfg.keep)
     size = None  # tokens per merged token, [B, N, 1]; None while nothing is merged
     for layer in tower.encoder.layers:
         cfg.tokens_per_block.append(x.shape[1])
@@ -247,7 +249,7 @@ def _run_tome(tower, x: torch.Tensor, cfg: TokenConfig, states: list | None) -> 
         mask = size.log().transpose(1, 2).unsqueeze(1) if (cfg.prop_attn and size is not None) else None
         out, keys, _ = _attention(layer.self_attn, layer.layer_norm1(x), mask=mask)
         x = x + out
-        match = bipartite_soft_matching(keys.mean(dim=1), cfg.r, protect_first=True)
+        match = bipartite_soft_matching(keys.mean(dim=1), r, protect_first=True)
         if match is not None:
             size = torch.ones_like(x[..., :1]) if size is None else size
             x, size = merge_weighted(x, size, match)
