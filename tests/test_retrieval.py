@@ -178,7 +178,8 @@ def test_only_the_fused_token_gives_dropped_tokens_a_gradient():
     torch.manual_seed(0)
     images, ids = torch.randn(4, 3, 32, 32), torch.randint(2, 20, (4, 5))
     for fuse in (True, False):
-        m = pruned_model(CFG, 0.5, fuse_rest=fuse)
+        m = pruned_model(CFG, 0.5, fuse_rest=fuse, explore=False)
+        torch.nn.init.normal_(m.image.scorer[-1].weight)
         seen = {}
 
         def keep_grad(module, inputs, out):
@@ -255,3 +256,16 @@ def test_tiny_profile_writes_scenes_in_flickr8k_format_once(tmp_path, monkeypatc
     assert splits["train"][0].captions == _examples(1)[0].captions
     load_flickr8k_splits("tiny", seed=3)
     assert sorted(calls) == ["test", "train", "val"]  # the second call reads what the first wrote
+
+
+def test_exploration_samples_tokens_in_training_only():
+    torch.manual_seed(0)
+    m = pruned_model(CFG, 0.5)
+    images = torch.randn(2, 3, 32, 32)
+    assert m.image.scorer(torch.randn(3, CFG.width)).abs().max().item() == 0.0   # scores start at 0: uniform
+    picks = {tuple(m.image.tokens(images)[1][0].tolist()) for _ in range(6)}
+    assert len(picks) > 1                                          # training: a different sample each time
+    m.eval()
+    assert torch.equal(m.image.tokens(images)[1], m.image.tokens(images)[1])   # test: the plain top-k
+    seed_style = pruned_model(CFG, 0.5, fuse_rest=False, explore=False)
+    assert torch.equal(seed_style.image.tokens(images)[1], seed_style.image.tokens(images)[1])

@@ -84,6 +84,12 @@ def keep_top_tokens(tokens: torch.Tensor, scores: torch.Tensor, k: int) -> tuple
     return merge.gather_tokens(tokens, idx), idx
 
 
+def gumbel_noise(like: torch.Tensor) -> torch.Tensor:
+    """Standard Gumbel noise: top-k of (scores + noise) samples k items without replacement, p ~ softmax(scores)."""
+    u = torch.rand_like(like).clamp(1e-9, 1.0 - 1e-9)
+    return -torch.log(-torch.log(u))
+
+
 def patchify(images: torch.Tensor, patch: int) -> torch.Tensor:
     """[B, C, H, W] -> [B, N, C * patch * patch], row-major over the patch grid, each row one square patch."""
     b, c, h, w = images.shape
@@ -122,23 +128,34 @@ class ImageEncoder(nn.Module):
     ``keep_ratio=None``: the baseline, every patch token goes through the blocks.
     ``keep_ratio=r``: a small MLP scores each token (seed 003's importance scorer), the top
     ``k = int(N * r)`` are kept and multiplied by sigmoid(score). Top-k has no gradient, so
-    the gate only teaches the scorer about tokens it already keeps; with ``fuse_rest=True``
-    (EViT) the dropped tokens are also averaged, weighted by softmax(score), into one extra
-    token, and through those weights the scorer learns which dropped tokens it should have
-    kept. Without it (``fuse_rest=False``, seed 003's design) nothing ever tells the scorer
-    that a dropped token mattered.
+    the gate only teaches the scorer about tokens it already keeps; trained like that (seed
+    003's design, ``fuse_rest=False, explore=False``) a scorer that starts out preferring the
+    empty background never finds out that the dropped tokens mattered. Two remedies:
+
+    - ``fuse_rest`` (EViT): the dropped tokens are averaged, weighted by softmax(score), into
+      one extra token; through those weights the scorer gets a gradient for dropped tokens.
+    - ``explore`` (Gumbel-top-k, Kool et al. 2019): in training, tokens are selected by
+      score + Gumbel noise, i.e. k tokens sampled without replacement with probabilities
+      softmax(score), so every token is sometimes kept and its gate reports whether it
+      helped. The scorer's last layer starts at zero, so early selection is uniform rather
+      than biased by a random initialisation. At test time: the plain top-k.
     """
 
-    def __init__(self, cfg: RetrievalConfig, keep_ratio: float | None = None, fuse_rest: bool = True):
+    def __init__(self, cfg: RetrievalConfig, keep_ratio: float | None = None, fuse_rest: bool = True,
+                 explore: bool = True):
         super().__init__()
         self.cfg = cfg
         self.keep_ratio = None if keep_ratio is None else check_keep_ratio(keep_ratio)
         self.fuse_rest = bool(fuse_rest) and self.keep_ratio is not None
+        self.explore = bool(explore) and self.keep_ratio is not None
         self.patch_embed = nn.Linear(3 * cfg.patch_size ** 2, cfg.width)
         self.pos = nn.Parameter(torch.randn(1, cfg.n_tokens, cfg.width) * 0.02)
         self.scorer = None
         if self.keep_ratio is not None:
             self.scorer = nn.Sequential(nn.Linear(cfg.width, cfg.width // 4), nn.GELU(), nn.Linear(cfg.width // 4, 1))
+            if self.explore:  # all scores 0 at the start: the first selections are uniform samples
+                nn.init.zeros_(self.scorer[-1].weight)
+                nn.init.zeros_(self.scorer[-1].bias)
         self.blocks = nn.ModuleList(Block(cfg.width, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.depth))
         self.ln = nn.LayerNorm(cfg.width)
         self.proj = nn.Linear(cfg.width, cfg.embed_dim)
@@ -159,7 +176,10 @@ class ImageEncoder(nn.Module):
         if self.scorer is None:
             return x, None
         scores = self.scorer(x).squeeze(-1)
-        kept, idx = keep_top_tokens(x, scores, self.n_kept)
+        select = scores
+        if self.explore and self.training:  # Gumbel-top-k: a sample of k tokens, not always the same k
+            select = scores.detach() + gumbel_noise(scores)
+        kept, idx = keep_top_tokens(x, select, self.n_kept)
         kept = kept * torch.sigmoid(scores.gather(1, idx)).unsqueeze(-1)
         if self.fuse_rest:
             rest = merge.fuse_rest(x, scores.softmax(dim=-1), idx)  # None when nothing was dropped
@@ -202,10 +222,11 @@ class TextEncoder(nn.Module):
 class RetrievalModel(nn.Module):
     """A CLIP-style dual encoder: unit-norm image and caption embeddings and a learned temperature."""
 
-    def __init__(self, cfg: RetrievalConfig, keep_ratio: float | None = None, fuse_rest: bool = True):
+    def __init__(self, cfg: RetrievalConfig, keep_ratio: float | None = None, fuse_rest: bool = True,
+                 explore: bool = True):
         super().__init__()
         self.cfg = cfg
-        self.image = ImageEncoder(cfg, keep_ratio, fuse_rest)
+        self.image = ImageEncoder(cfg, keep_ratio, fuse_rest, explore)
         self.text = TextEncoder(cfg)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))  # CLIP's initial temperature
 
@@ -228,12 +249,14 @@ def baseline_model(cfg: RetrievalConfig) -> RetrievalModel:
     return RetrievalModel(cfg, keep_ratio=None)
 
 
-def pruned_model(cfg: RetrievalConfig, keep_ratio: float = 0.5, fuse_rest: bool = True) -> RetrievalModel:
+def pruned_model(cfg: RetrievalConfig, keep_ratio: float = 0.5, fuse_rest: bool = True,
+                 explore: bool = True) -> RetrievalModel:
     """Scores the patch tokens and keeps the top ``keep_ratio`` of them (seed 003 kept 0.5).
 
-    ``fuse_rest=False`` is seed 003's scorer alone: no gradient ever reaches a dropped token.
+    ``fuse_rest=False, explore=False`` is seed 003's scorer alone: nothing ever tells it that
+    a dropped token mattered.
     """
-    return RetrievalModel(cfg, keep_ratio=check_keep_ratio(keep_ratio), fuse_rest=fuse_rest)
+    return RetrievalModel(cfg, keep_ratio=check_keep_ratio(keep_ratio), fuse_rest=fuse_rest, explore=explore)
 
 
 @torch.no_grad()
