@@ -60,6 +60,8 @@ class Captioner:
     def loss(self, images, captions) -> torch.Tensor:
         """Teacher-forced LM loss of ``captions`` given ``images`` (prompt tokens are not scored)."""
         enc = self.tokenizer([self.prompt + c for c in captions], padding=True, return_tensors="pt").to(self.device)
+        # BLIP decodes from its bos token ([DEC] in BLIP-base, not the tokenizer's [CLS]): train the same way
+        enc["input_ids"][:, 0] = self.model.config.text_config.bos_token_id
         labels = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
         if self.prompt:
             n_prompt = len(self.tokenizer(self.prompt.strip())["input_ids"]) - 1  # [CLS] + prompt words
