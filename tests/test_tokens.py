@@ -234,27 +234,48 @@ def test_pareto_front_and_best_within():
     assert study.best_within(t, 0.90, 0.01) is None
 
 
-def test_accuracy_grid_baseline_and_keep_one_agree(clip):
-    """A patched variant at keep 1.0 must score exactly what the unpatched model scores."""
+class _Bundle:
+    """The parts of a ClipBundle the study functions use, over pixel tensors."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def pixel_values(self, images):
+        return torch.stack(list(images))
+
+    def text_inputs(self, texts):
+        ids = torch.tensor([[0] + [2 + sum(map(ord, w)) % 90 for w in t.split()][:6] + [1] for t in texts])
+        return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+
+
+@pytest.fixture(scope="module")
+def zeroshot_set():
     import numpy as np
 
     from vlmid.data.base import ZeroShotSet
-    from vlmid.tokens import study
-
-    class Bundle:
-        model = clip
-
-        def pixel_values(self, images):
-            return torch.stack(list(images))
-
-        def text_inputs(self, texts):
-            ids = torch.tensor([[0] + [2 + (hash(w) % 90) for w in t.split()][:6] + [1] for t in texts])
-            return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
 
     g = torch.Generator().manual_seed(3)
-    zs = ZeroShotSet(images=list(torch.randn(12, 3, IMAGE, IMAGE, generator=g)), labels=np.arange(12) % 3,
-                     classnames=["aa", "bb", "cc"], templates=["{} x"])
-    acc = study.accuracy_grid(Bundle(), zs, study.grid([study.Spec("evit", "evit")], [1.0, 0.5]), progress=False)
+    return ZeroShotSet(images=list(torch.randn(12, 3, IMAGE, IMAGE, generator=g)), labels=np.arange(12) % 3,
+                       classnames=["aa", "bb", "cc"], templates=["{} x"])
+
+
+def test_accuracy_grid_baseline_and_keep_one_agree(clip, zeroshot_set):
+    """A patched variant at keep 1.0 must score exactly what the unpatched model scores."""
+    from vlmid.tokens import study
+
+    acc = study.accuracy_grid(_Bundle(clip), zeroshot_set, study.grid([study.Spec("evit", "evit")], [1.0, 0.5]),
+                              progress=False)
     assert acc["variant"].tolist() == ["baseline", "evit @ 1", "evit @ 0.5"]
     assert acc.loc[1, "top1"] == acc.loc[0, "top1"]
     assert acc.loc[2, "tokens_per_block"] == "65-65-34-19-11"
+
+
+def test_lowrank_projections_full_rank_matches_dense(clip, zeroshot_set):
+    from vlmid.metrics import zeroshot_top1
+    from vlmid.tokens import study
+
+    lr = study.lowrank_projections(_Bundle(clip), zeroshot_set, [16, 2], progress=False)  # projections 32 -> 16
+    assert lr["rank"].tolist() == ["full", 16, 2]
+    assert lr.loc[0, "top1"] == zeroshot_top1(_Bundle(clip), zeroshot_set)       # the cached towers change nothing
+    assert lr.loc[1, "top1"] == lr.loc[0, "top1"] and lr.loc[1, "rel_error_visual"] < 1e-5
+    assert lr.loc[2, "projection_params"] == 2 * 2 * (32 + 16) and lr.loc[2, "rel_error_text"] > 0.1

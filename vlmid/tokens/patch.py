@@ -218,11 +218,14 @@ def _keep(states: list | None, x: torch.Tensor) -> None:
 def _evit_block(layer, x: torch.Tensor, keep: float, fuse: bool) -> torch.Tensor:
     """One encoder layer that, between attention and MLP, keeps the class token and the
     patches it attends to most (EViT), fusing the others into one token."""
+    k = num_kept(x.shape[1] - 1, keep, "ceil")
+    if k == x.shape[1] - 1:  # nothing to drop: the ordinary layer
+        return layer(x, None)
     out, _, logits = _attention(layer.self_attn, layer.layer_norm1(x), cls_logits=True)
     x = x + out
     scores = cls_attention(logits)                     # [B, N-1]
     patches = x[:, 1:]
-    idx = topk_indices(scores, num_kept(patches.shape[1], keep, "ceil"), keep_order=True)
+    idx = topk_indices(scores, k, keep_order=True)
     parts = [x[:, :1], gather_tokens(patches, idx)]
     fused = fuse_rest(patches, scores, idx) if fuse else None
     if fused is not None:
