@@ -143,3 +143,13 @@ def test_linear_probe_separates_only_what_is_encoded():
     noise = rng.normal(size=(300, 3))
     assert linear_probe(informative, y) > 0.95
     assert linear_probe(noise, y) < 0.6
+
+
+def test_multi_hot_marks_the_items_present():
+    import numpy as np
+
+    from vlmid.models.train import multi_hot
+
+    m = multi_hot(np.array([[3, -1, -1], [0, 9, 0], [-1, -1, 5]]), n_classes=10)
+    assert m.shape == (3, 10) and m.sum() == 4  # a repeated class counts once
+    assert m[0, 3] == 1 and m[1, 0] == 1 and m[1, 9] == 1 and m[2, 5] == 1 and m[0, 9] == 0
