@@ -25,6 +25,15 @@ def _optimizer(params, lr, total, warmup, weight_decay=0.05):
     return opt, sched
 
 
+def _update(loss, opt, sched, params):
+    """One optimiser step on ``loss``, gradients clipped to norm 1, then the schedule's step."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+    sched.step()
+
+
 def _autocast(bf16: bool):
     return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
 
@@ -87,11 +96,7 @@ def train_blip(model, tok, images: np.ndarray, captions: list[list[str]], steps:
                 aux = torch.nn.functional.binary_cross_entropy_with_logits(
                     head(vis.pooler_output).float(), present[idx], reduction="sum") / batch
                 total = loss + aux_weight * aux
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        sched.step()
+        _update(total, opt, sched, params)
         if step % log_every == 0 or step == steps - 1:
             curve.append((step, loss.item()))  # the captioning loss alone
     model.eval()
@@ -125,11 +130,7 @@ def train_clip(model, tok, images: np.ndarray, labels: np.ndarray, captions: lis
             with _autocast(bf16):
                 pooled = model.vision_model(pixel_values=to_pixels(images[idx])).pooler_output
                 loss = torch.nn.functional.cross_entropy(head(pooled).float(), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            sched.step()
+            _update(loss, opt, sched, params)
             if step % log_every == 0 or step == warm_steps - 1:
                 curve.append(("warm", step, loss.item()))
     params = list(model.parameters()) + (list(head.parameters()) if aux_weight else [])
@@ -143,11 +144,7 @@ def train_clip(model, tok, images: np.ndarray, labels: np.ndarray, captions: lis
             if aux_weight:
                 pooled = out.vision_model_output.pooler_output
                 total = loss + aux_weight * torch.nn.functional.cross_entropy(head(pooled).float(), y[idx])
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        sched.step()
+        _update(total, opt, sched, params)
         if step % log_every == 0 or step == steps - 1:
             curve.append(("clip", step, loss.item()))
     model.eval()
