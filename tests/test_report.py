@@ -18,7 +18,8 @@ M01 = {"twonn_rel_diff_vs_skdim": 0.0004, "twonn_speedup_vs_skdim": 1.7, "id_vis
        "id_language_mean": 9.0, "id_fusion_mean": 15.0, "id_vision_shape": "hunchback",
        "id_language_shape": "rising", "id_fusion_shape": "flat"}
 M02 = {"dense_cider": 1.3, "best_method_at_40": "platon+id", "best_cider_retained_at_40": 0.991,
-       "id_prior_gain_at_40": -0.012, "vision_only_cider_at_40": 1.10, "language_only_cider_at_40": 1.25}
+       "id_prior_gain_at_40": -0.012, "vision_only_cider_at_40": 1.10, "language_only_cider_at_40": 1.25,
+       "seed_spread_at_40": 0.03}
 
 
 def write_nb(root, stem, metrics, profile="tiny", smoke=False, files=()):
@@ -87,6 +88,17 @@ def test_a_changed_number_changes_the_verdict(results):
     m["blip_cider"] = 1.19
     (results / "00_build_models_and_data" / "metrics.json").write_text(json.dumps(m))
     assert rows_of(headline_table(results))["00"][0] == "target missed"
+
+
+def test_a_difference_within_the_seed_spread_reproduces_nothing(results):
+    path = results / "02_pruning_blip" / "metrics.json"
+    m = json.loads(path.read_text())
+    m.update(id_prior_gain_at_40=0.02, seed_spread_at_40=0.03)  # a gain, but smaller than the noise
+    path.write_text(json.dumps(m))
+    assert rows_of(headline_table(results))["02"][1:3] == ["not reproduced", "reproduced"]  # 1.25 - 1.10 > 0.03
+    m.update(id_prior_gain_at_40=0.3, seed_spread_at_40=0.2)  # language keeps only 0.15 more: within it
+    path.write_text(json.dumps(m))
+    assert rows_of(headline_table(results))["02"][1:3] == ["reproduced", "not reproduced"]
 
 
 def test_null_written_by_the_notebook_is_a_finding_not_a_gap(tmp_path):
