@@ -101,6 +101,18 @@ def test_a_difference_within_the_seed_spread_reproduces_nothing(results):
     assert rows_of(headline_table(results))["02"][1:3] == ["reproduced", "not reproduced"]
 
 
+def test_activation_aware_svd_must_win_at_every_size(tmp_path):
+    m05 = {"int8_bytes_ratio": 0.26, "nf4_bytes_ratio": 0.15, "int8_cider": 1.33, "nf4_cider": 1.33,
+           "fp32_cider": 1.33, "svd_plain_cider": 1.30, "svd_aware_cider": 1.34, "svd_aware_wins": 1,
+           "svd_sizes": 3, "layerdrop_cider": 1.2}
+    write_nb(tmp_path, "05_quantization_lowrank", m05)
+    row = [line for line in headline_table(tmp_path).splitlines() if "Activation-aware SVD" in line][0]
+    assert "ahead at 1 of 3 sizes" in row and row.endswith("**not reproduced** |")  # ahead at the mid size only
+    (tmp_path / "05_quantization_lowrank" / "metrics.json").write_text(json.dumps({**m05, "svd_aware_wins": 3}))
+    row = [line for line in headline_table(tmp_path).splitlines() if "Activation-aware SVD" in line][0]
+    assert row.endswith("**reproduced** |")
+
+
 def test_null_written_by_the_notebook_is_a_finding_not_a_gap(tmp_path):
     root = tmp_path / "results"
     write_nb(root, "03_clip_token_pruning", {
