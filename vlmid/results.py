@@ -76,11 +76,12 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
 
 
 def git_commit() -> str:
-    """The commit of the repository, with ``-dirty`` when tracked files differ from it."""
+    """The commit of the repository, with ``-dirty`` when tracked files other than results/ differ
+    from it (results/ is what the run itself rewrites)."""
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!results"], cwd=REPO_ROOT,
                                capture_output=True, text=True, check=True).stdout.strip()
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
