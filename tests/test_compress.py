@@ -313,3 +313,27 @@ def test_cached_semantic_score_equals_metric():
     got = b.semantic_score(preds)
     assert got == pytest.approx(semantic_similarity(preds, {e.image_id: e.captions for e in ex}), abs=1e-5)
     assert b.semantic_score(preds) == got        # second call from the cache
+
+
+def test_output_head_and_caption_benchmark_nll_and_pairing(tmp_path):
+    from vlmid.data.base import CaptionExample
+
+    cap, _ = _tiny_captioner(tmp_path)
+    assert layerdrop.output_head(cap.model) == ["text_decoder.cls"]
+    assert "text_decoder.cls.predictions.transform.dense" in quantize.linear_names(cap.model)
+    assert not [n for n in quantize.linear_names(cap.model, layerdrop.output_head(cap.model)) if ".cls." in n]
+    ims = _images(3)
+    ex = [CaptionExample(i, im, ["a red shirt on the left"] * 5) for i, im in enumerate(ims)]
+    ad = bench.CaptionerAdapter(cap)
+    b = bench.CaptionBenchmark(ex, semantic=False, batch_size=2)
+    s = b.score(ad)
+    with torch.no_grad():  # batch size 2 over 3 images: the NLL is the per-image mean, not a batch mean
+        want = (2 * float(cap.loss(ims[:2], ["a red shirt on the left"] * 2)) + float(cap.loss(ims[2:], ["a red shirt on the left"]))) / 3
+    assert s["nll"] == pytest.approx(want, rel=1e-5) and s["nll"] > 0
+    calls = []
+    ad.generate = lambda images, batch_size=64: calls.append(1) or ["a red shirt"] * len(images)
+    b2 = bench.CaptionBenchmark(ex, semantic=False, nll=False)
+    assert "nll" not in b2.score(ad)
+    same = b2.paired_cider(ad, ad)
+    assert len(calls) == 1                       # captions generated once, reused by the pairing
+    assert same["diff"] == 0 and same["verdict"] == 0

@@ -12,8 +12,8 @@ from PIL import Image
 
 from vlmid.data.base import CaptionExample, ZeroShotSet
 from vlmid.metrics import captioning
-from vlmid.metrics.captioning import (caption_scores, constant_caption_baseline, evaluate_captioner,
-                                      random_caption_baseline)
+from vlmid.metrics.captioning import (caption_scores, cider_per_image, constant_caption_baseline,
+                                      evaluate_captioner, paired_difference, random_caption_baseline)
 from vlmid.metrics.zeroshot import class_text_embeddings, zeroshot_predict, zeroshot_top1
 
 REFS = {
@@ -222,3 +222,27 @@ def test_semantic_paraphrase_beats_unrelated():
     assert semantic_scores({1: refs[1][0]}, refs)[1] == pytest.approx(1.0, abs=1e-5)
     assert semantic_similarity({1: "a guy rides his bike"}, refs, reduce="mean") <= \
         semantic_similarity({1: "a guy rides his bike"}, refs, reduce="max")
+
+
+def test_cider_per_image_averages_to_the_corpus_score():
+    per = cider_per_image(REFS, PREDS)
+    assert len(per) == len(REFS)
+    assert np.mean(per) == pytest.approx(caption_scores(REFS, PREDS, spice=False)["CIDEr"], abs=1e-9)
+    # the references alone set the document frequencies: one caption changing moves only its own score
+    other = cider_per_image(REFS, {**PREDS, 7: "a cat on a sofa"})
+    assert other[:2] == pytest.approx(per[:2], abs=1e-12) and other[2] < per[2]
+
+
+def test_paired_difference_verdicts():
+    rng = np.random.default_rng(0)
+    b = rng.uniform(0, 2, size=200)
+    ahead = paired_difference(b + 0.1 + rng.normal(0, 0.05, 200), b)
+    assert ahead["diff"] == pytest.approx(0.1, abs=0.02) and ahead["low"] > 0 and ahead["verdict"] == 1
+    noise = paired_difference(b + rng.normal(0, 0.5, 200), b)
+    assert noise["low"] < noise["diff"] < noise["high"] and noise["verdict"] == 0
+    assert paired_difference(b - 0.1, b)["verdict"] == -1
+    assert paired_difference(b + 0.1, b, seed=3) == paired_difference(b + 0.1, b, seed=3)   # seeded
+    with pytest.raises(ValueError, match="paired"):
+        paired_difference([1.0, 2.0], [1.0])
+    with pytest.raises(ValueError, match="level"):
+        paired_difference(b, b, level=95)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
+import weakref
 from typing import Callable, Iterable
 
 import torch
@@ -100,6 +101,10 @@ class CaptionerAdapter(ModelAdapter):
                 self.bundle.loss([e.image for e in b], [e.captions[0] for e in b])
         return run
 
+    def loss(self, images, captions) -> torch.Tensor:
+        """Teacher-forced mean token loss of ``captions`` given ``images``."""
+        return self.bundle.loss(images, captions)
+
     def timed_call(self):
         images = list(self.timing_images or [])
         if not images:
@@ -182,7 +187,8 @@ class Qwen2VLAdapter(CaptionerAdapter):
 
 # ===================================================================== benchmarks
 class Benchmark:
-    """Examples + scoring. ``score`` returns a flat dict of numbers (higher is better)."""
+    """Examples + scoring. ``score`` returns a flat dict of numbers (higher is better unless the
+    benchmark says otherwise, like ``CaptionBenchmark``'s ``nll``)."""
     name = "benchmark"
 
     def applies_to(self, adapter: ModelAdapter) -> bool:
@@ -193,24 +199,35 @@ class Benchmark:
 
 
 class CaptionBenchmark(Benchmark):
-    """COCO caption metrics (CIDEr-D, BLEU-4, METEOR, ROUGE-L) and a MiniLM semantic score.
+    """COCO caption metrics (CIDEr-D, BLEU-4, METEOR, ROUGE-L), a MiniLM semantic score, and the
+    reference captions' negative log-likelihood.
 
     The semantic score is ``vlmid.metrics.semantic``'s (mean over images of the best cosine between
     the caption's and the references' MiniLM embeddings), with every distinct sentence embedded
     once per benchmark: a table of many methods re-embeds neither the references nor repeated captions.
+
+    ``nll`` (lower is better, the one exception to "higher is better") is the teacher-forced
+    mean token loss of each image's first reference caption. It does not depend on what beam
+    search happens to pick, so it separates two close models far more finely than CIDEr-D on a
+    few hundred images; ``paired_cider`` says whether a CIDEr-D difference is beyond that noise.
+    Captions are generated once per adapter and kept, so ``paired_cider`` after ``compare``
+    generates nothing again.
     """
     name = "captioning"
 
-    def __init__(self, examples, semantic: bool = True, batch_size: int = 64):
-        self.examples, self.semantic, self.batch_size = list(examples), semantic, batch_size
+    def __init__(self, examples, semantic: bool = True, nll: bool = True, batch_size: int = 64):
+        self.examples, self.semantic, self.nll, self.batch_size = list(examples), semantic, nll, batch_size
         self._emb: dict[str, torch.Tensor] = {}
+        self._preds: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     def applies_to(self, adapter):
         return adapter.kind == "captioner"
 
     def predictions(self, adapter) -> dict:
-        caps = adapter.generate([e.image for e in self.examples], batch_size=self.batch_size)
-        return {e.image_id: c for e, c in zip(self.examples, caps)}
+        if adapter not in self._preds:
+            caps = adapter.generate([e.image for e in self.examples], batch_size=self.batch_size)
+            self._preds[adapter] = {e.image_id: c for e, c in zip(self.examples, caps)}
+        return self._preds[adapter]
 
     def _embed(self, sentences) -> None:
         from ..metrics.semantic import embed_sentences
@@ -224,6 +241,29 @@ class CaptionBenchmark(Benchmark):
         best = [max(float(self._emb[r] @ self._emb[preds[e.image_id]]) for r in e.captions) for e in self.examples]
         return sum(best) / len(best)
 
+    @torch.no_grad()
+    def reference_nll(self, adapter) -> float:
+        """Mean over images of the teacher-forced token loss of the first reference caption."""
+        total = 0.0
+        for i in range(0, len(self.examples), self.batch_size):
+            b = self.examples[i:i + self.batch_size]
+            total += float(adapter.loss([e.image for e in b], [e.captions[0] for e in b])) * len(b)
+        return total / len(self.examples)
+
+    def per_image_cider(self, adapter) -> list[float]:
+        from ..metrics import cider_per_image
+
+        return cider_per_image({e.image_id: list(e.captions) for e in self.examples}, self.predictions(adapter))
+
+    def paired_cider(self, a: ModelAdapter, b: ModelAdapter, n_boot: int = 2000, level: float = 0.95,
+                     seed: int = 0) -> dict[str, float]:
+        """CIDEr-D of ``a`` minus ``b`` on the same images, with a paired bootstrap interval
+        (``vlmid.metrics.paired_difference``: verdict +1 / 0 / -1 = ahead / within noise / behind)."""
+        from ..metrics import paired_difference
+
+        return paired_difference(self.per_image_cider(a), self.per_image_cider(b), n_boot=n_boot,
+                                 level=level, seed=seed)
+
     def score(self, adapter):
         from ..metrics import caption_scores
 
@@ -233,6 +273,8 @@ class CaptionBenchmark(Benchmark):
         out = {k: s[k] for k in ("CIDEr", "BLEU-4", "METEOR", "ROUGE-L")}
         if self.semantic:
             out["semantic"] = self.semantic_score(preds)
+        if self.nll:
+            out["nll"] = self.reference_nll(adapter)
         return out
 
 

@@ -14,12 +14,15 @@ from typing import Iterable
 import torch
 from torch import nn
 
-__all__ = ["decoder_layers_path", "last_layers", "every_second", "drop_layers", "finetune"]
+__all__ = ["decoder_layers_path", "last_layers", "output_head", "every_second", "drop_layers", "finetune"]
 
 # where each model family keeps the layer stack of its language decoder
 _DECODER_PATHS = ("text_decoder.bert.encoder.layer",   # BLIP captioning
                   "model.language_model.layers",       # Qwen2-VL (transformers 5)
                   "model.layers", "language_model.model.layers")
+# where each family keeps its language-model head (the layers after the last decoder layer)
+_HEAD_PREFIXES = ("text_decoder.cls",                   # BLIP: BERT-style transform + vocabulary projection
+                  "lm_head", "language_model.lm_head")  # Qwen2-VL and most decoders
 
 
 def decoder_layers_path(model: nn.Module) -> str:
@@ -38,6 +41,23 @@ def last_layers(model: nn.Module, k: int = 1, path: str | None = None) -> list[s
     path = path or decoder_layers_path(model)
     n = len(model.get_submodule(path))
     return [f"{path}.{i}.*" for i in range(max(0, n - k), n)]
+
+
+def output_head(model: nn.Module) -> list[str]:
+    """Module prefixes of the language-model head, the layers after the decoder stack.
+
+    A compression method that keeps "the last layers" dense (seed 004; ASVD and SVD-LLM never
+    factorize the head either) should keep these too: BLIP's head has a 128 x 128 transform in
+    front of the vocabulary projection that is not part of any decoder layer.
+    """
+    found = []
+    for p in _HEAD_PREFIXES:
+        try:
+            model.get_submodule(p)
+        except AttributeError:
+            continue
+        found.append(p)
+    return found
 
 
 def every_second(n_layers: int) -> list[int]:

@@ -1,16 +1,17 @@
 """How good is a captioner or a CLIP model: COCO caption metrics, zero-shot accuracy, semantic similarity.
 
-- :mod:`vlmid.metrics.captioning`  pycocoevalcap's BLEU / METEOR / ROUGE-L / CIDEr-D (/ SPICE), trivial baselines
+- :mod:`vlmid.metrics.captioning`  pycocoevalcap's BLEU / METEOR / ROUGE-L / CIDEr-D (/ SPICE), per-image CIDEr-D
+                                   and a paired bootstrap, trivial baselines
 - :mod:`vlmid.metrics.zeroshot`    zero-shot top-1 with prompt ensembling
 - :mod:`vlmid.metrics.semantic`    a BERTScore-style similarity with the pretrained all-MiniLM-L6-v2
 """
-from .captioning import (SCORE_KEYS, caption_scores, constant_caption_baseline, evaluate_captioner,
-                         random_caption_baseline, spice_status, warm_up)
+from .captioning import (SCORE_KEYS, caption_scores, cider_per_image, constant_caption_baseline, evaluate_captioner,
+                         paired_difference, random_caption_baseline, spice_status, warm_up)
 from .semantic import semantic_scores, semantic_similarity
 from .zeroshot import class_text_embeddings, zeroshot_predict, zeroshot_top1
 
 __all__ = [
-    "SCORE_KEYS", "caption_scores", "evaluate_captioner", "constant_caption_baseline",
+    "SCORE_KEYS", "caption_scores", "cider_per_image", "paired_difference", "evaluate_captioner", "constant_caption_baseline",
     "random_caption_baseline", "spice_status", "warm_up", "zeroshot_top1", "zeroshot_predict",
     "class_text_embeddings", "semantic_similarity", "semantic_scores",
 ]

@@ -188,6 +188,36 @@ def warm_up(sentences: Sequence[str] = ()) -> threading.Thread:
 
 
 # ----------------------------------------------------------------------------- scores
+def _tokenized(refs: dict, preds: dict, caller: str) -> tuple[dict, dict]:
+    """Check, PTB-tokenize, and re-key to 0..n-1 (in the order of ``refs``) for pycocoevalcap."""
+    _check_inputs(refs, preds)
+    _require_java()
+    # Integer keys 0..n-1: pycocoevalcap sorts ids for SPICE and mixed int/str ids fail there.
+    ids = list(refs)
+    ref_lists = [list(refs[k]) for k in ids]
+    flat = [c for r in ref_lists for c in r] + [preds[k] for k in ids]
+    tok = dict(zip(flat, ptb_tokenize(flat)))
+    gts = {i: [tok[c] for c in r] for i, r in enumerate(ref_lists)}
+    res = {i: [tok[preds[k]] or EMPTY_PREDICTION_TOKEN] for i, k in enumerate(ids)}
+    n_empty = sum(not tok[preds[k]] for k in ids)
+    if n_empty:
+        warnings.warn(f"{caller}: {n_empty} of {len(ids)} predictions are empty after "
+                      f"tokenization; they score zero", stacklevel=3)
+    return gts, res
+
+
+def cider_per_image(refs: dict[Hashable, list[str]], preds: dict[Hashable, str]) -> list[float]:
+    """CIDEr-D of each prediction, in the order of ``refs`` (their mean is ``caption_scores``' CIDEr).
+
+    CIDEr-D's document frequencies come from the references only, so two captioners scored on
+    the same ``refs`` get per-image scores on one scale: a paired comparison is valid.
+    """
+    from pycocoevalcap.cider.cider import Cider
+
+    gts, res = _tokenized(refs, preds, "cider_per_image")
+    return [float(x) for x in Cider().compute_score(gts, res)[1]]
+
+
 def caption_scores(refs: dict[Hashable, list[str]], preds: dict[Hashable, str],
                    spice: bool = True) -> dict[str, float | None]:
     """BLEU-1..4, METEOR, ROUGE-L, CIDEr(-D) and SPICE of ``preds`` against ``refs``.
@@ -203,20 +233,7 @@ def caption_scores(refs: dict[Hashable, list[str]], preds: dict[Hashable, str],
     from pycocoevalcap.cider.cider import Cider
     from pycocoevalcap.rouge.rouge import Rouge
 
-    _check_inputs(refs, preds)
-    _require_java()
-    # Integer keys 0..n-1: pycocoevalcap sorts ids for SPICE and mixed int/str ids fail there.
-    ids = list(refs)
-    ref_lists = [list(refs[k]) for k in ids]
-    flat = [c for r in ref_lists for c in r] + [preds[k] for k in ids]
-    tok = dict(zip(flat, ptb_tokenize(flat)))
-    gts = {i: [tok[c] for c in r] for i, r in enumerate(ref_lists)}
-    res = {i: [tok[preds[k]] or EMPTY_PREDICTION_TOKEN] for i, k in enumerate(ids)}
-    n_empty = sum(not tok[preds[k]] for k in ids)
-    if n_empty:
-        warnings.warn(f"caption_scores: {n_empty} of {len(ids)} predictions are empty after "
-                      f"tokenization; they score zero", stacklevel=2)
-
+    gts, res = _tokenized(refs, preds, "caption_scores")
     scores: dict[str, float | None] = {}
     with contextlib.redirect_stdout(io.StringIO()):  # BLEU prints its n-gram statistics
         bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
@@ -227,6 +244,29 @@ def caption_scores(refs: dict[Hashable, list[str]], preds: dict[Hashable, str],
     scores["CIDEr"] = float(Cider().compute_score(gts, res)[0])
     scores["SPICE"] = _spice_score(gts, res) if spice else None
     return scores
+
+
+def paired_difference(a: Sequence[float], b: Sequence[float], n_boot: int = 2000, level: float = 0.95,
+                      seed: int = 0) -> dict[str, float]:
+    """Mean of ``a - b`` over paired items (e.g. per-image CIDEr-D of two captioners on the same
+    images) with a percentile bootstrap interval over the items.
+
+    Returns ``{"diff", "low", "high", "verdict"}``; verdict is ``+1`` when the whole interval is
+    above zero, ``-1`` when it is below, ``0`` (a tie: the difference is within the noise) otherwise.
+    """
+    import numpy as np
+
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.ndim != 1 or a.shape != b.shape or len(a) < 2:
+        raise ValueError(f"need two equally long sequences of at least 2 paired scores, got {len(a)} and {len(b)}")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level={level!r} must lie in (0, 1), e.g. 0.95")
+    d = a - b
+    rng = np.random.default_rng(seed)
+    means = d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(axis=1)
+    low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return {"diff": float(d.mean()), "low": float(low), "high": float(high),
+            "verdict": float(1 if low > 0 else -1 if high < 0 else 0)}
 
 
 def _spice_score(gts: dict, res: dict) -> float | None:
