@@ -139,6 +139,8 @@ def test_result_writer_records_provenance_and_flat_metrics(tmp_path):
     assert prov["profile"] == "tiny" and prov["seed"] == 7
     assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?|unknown", prov["commit"])
     assert prov["versions"]["torch"].startswith("2.13")
+    assert prov["host"]["cpu_capability"] in {"DEFAULT", "NO AVX", "AVX2", "AVX512", "ZVECTOR", "VSX", "SVE256"} \
+        or prov["host"]["cpu_capability"].startswith(("SVE", "AVX"))
     assert set(prov["files"]) == {"table.csv", "fig.png", "metrics.json"}
     assert (folder / "fig.png").read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(TypeError, match="flat"):

@@ -110,6 +110,9 @@ def provenance(profile: str, seed: int, **extra: Any) -> dict[str, Any]:
         "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "host": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
                  "torch_threads": torch.get_num_threads(),
+                 # the vector instructions torch's CPU kernels use (AVX2, AVX512, ...): training on two
+                 # machines with different ones gives slightly different floats, hence different models
+                 "cpu_capability": torch.backends.cpu.get_cpu_capability(),
                  "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
         "versions": package_versions(),
         "command": " ".join(sys.argv[:1]),
