@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # vlmid's main job: set up what is needed, then run every notebook headless with papermill.
 #
-#   bash run_all.sh                 all notebooks, tiny profile (offline, models trained here)
+#   bash run_all.sh                 all notebooks, tiny profile (offline, the shipped checkpoints/)
+#   bash run_all.sh --rebuild-models  train the tiny models from nothing first, then run on them
 #   bash run_all.sh --tests         set up, then run the test suite
 #   bash run_all.sh --help          every option
 set -euo pipefail
@@ -10,30 +11,45 @@ cd "$(dirname "$0")"
 usage() {
   cat <<'TXT'
 Usage: bash run_all.sh [--profile tiny|paper] [--seed N] [--only NN] [--smoke] [--results DIR]
+                       [--rebuild-models] [--unpinned]
        bash run_all.sh --tests [pytest arguments...]
-       bash run_all.sh --setup-only
+       bash run_all.sh --setup-only [--unpinned]
 
 Runs notebooks/NN_*.ipynb in order with papermill (kernel python3). Executed copies go to
 results/executed/, each notebook's tables, figures and metrics.json to results/<notebook>/,
 and wall times with provenance to results/manifest.json. Stops at the first failing notebook.
 
-  --profile tiny|paper  tiny (default): small BLIP/CLIP trained here on Fashion-MNIST scenes, offline.
+  --profile tiny|paper  tiny (default): small BLIP/CLIP trained by this repository on Fashion-MNIST
+                        scenes, offline: the shipped checkpoints/tiny-seed<N>/, whose SHA-256 are
+                        checked before any notebook runs (a seed that ships none is trained first,
+                        announced).
                         paper: the real checkpoints and datasets from a local folder or the HF cache
                         (see README "The paper profile").
   --seed N              random seed passed to every notebook (default 0)
   --only NN             run one notebook by its number, e.g. --only 01
   --smoke               tiny sizes, well under a minute per notebook (what the tests use)
   --results DIR         write results somewhere else than results/
+  --rebuild-models      train both tiny models from nothing for --seed (about 45 minutes on 2 cores)
+                        into data/models/, then run the notebooks on them instead of the shipped
+                        ones (VLMID_MODEL_SOURCE=built). A rebuild on another CPU (AVX2 vs AVX512)
+                        gives slightly different models, so its numbers differ slightly from the
+                        committed ones.
+  --unpinned            install the newest versions pyproject.toml allows, not constraints.txt's
+                        exact ones (also: VLMID_UNPINNED=1)
   --tests               set up, then run pytest (extra arguments go to pytest)
   --setup-only          create .venv and install everything, run nothing
   --help                this text
 
 Set-up (skipped when already done): a .venv with torch==2.13.0 (CPU wheel) installed first,
-then this package and its dependencies; Debian's dataset-fashion-mnist when running as root.
+then this package and its dependencies at the versions pinned in constraints.txt; Debian's
+dataset-fashion-mnist when running as root. A changed pyproject.toml or constraints.txt installs again.
+VLMID_MODEL_SOURCE=built uses the models in data/models/ (trained first if missing, announced)
+instead of the shipped ones; --rebuild-models sets it after training them anew.
 TXT
 }
 
-profile=tiny; seed=0; only=""; smoke=0; results=""; mode=run; pytest_args=()
+profile=tiny; seed=0; only=""; smoke=0; results=""; mode=run; pytest_args=(); rebuild=0
+case "${VLMID_UNPINNED:-0}" in 0|"") unpinned=0 ;; *) unpinned=1 ;; esac
 while [ $# -gt 0 ]; do
   case "$1" in
     -h|--help) usage; exit 0 ;;
@@ -46,6 +62,8 @@ while [ $# -gt 0 ]; do
     --smoke) smoke=1; shift ;;
     --results) [ $# -ge 2 ] || { echo "run_all.sh: --results needs a folder" >&2; exit 2; }; results="$2"; shift 2 ;;
     --results=*) results="${1#*=}"; shift ;;
+    --rebuild-models) rebuild=1; shift ;;
+    --unpinned) unpinned=1; shift ;;
     --tests) mode=tests; shift; pytest_args=("$@"); break ;;
     --setup-only) mode=setup; shift ;;
     *) echo "run_all.sh: unknown option '$1' (see: bash run_all.sh --help)" >&2; exit 2 ;;
@@ -67,12 +85,27 @@ if [ -n "$only" ]; then
   fi
   only="$num"
 fi
+if [ "$rebuild" = 1 ]; then
+  [ "$mode" = run ] || { echo "run_all.sh: --rebuild-models trains the models and runs the notebooks; it does not go with --tests or --setup-only" >&2; exit 2; }
+  [ "$profile" = tiny ] || { echo "run_all.sh: --rebuild-models is for the tiny profile (the paper profile trains nothing)" >&2; exit 2; }
+  [ "$smoke" = 0 ] || { echo "run_all.sh: --rebuild-models trains the real tiny models; --smoke models are always built anyway" >&2; exit 2; }
+fi
+case "${VLMID_MODEL_SOURCE:-shipped}" in
+  shipped|built) ;;
+  *) echo "run_all.sh: VLMID_MODEL_SOURCE='$VLMID_MODEL_SOURCE': use 'shipped' (default) or 'built'" >&2; exit 2 ;;
+esac
+[ -f constraints.txt ] || [ "$unpinned" = 1 ] || { echo "run_all.sh: constraints.txt is missing: restore it (git checkout -- constraints.txt) or pass --unpinned" >&2; exit 2; }
 
 # ---- set-up (idempotent) ------------------------------------------------------------------
 VENV=.venv
 PY="$VENV/bin/python"
 stamp="$VENV/.vlmid-installed"
-want="$(cat pyproject.toml | sha256sum | cut -c1-16)"
+# the stamp: what was installed (pyproject.toml, and constraints.txt unless --unpinned); a change installs again
+if [ "$unpinned" = 1 ]; then
+  pin=(); want="$( { cat pyproject.toml; echo unpinned; } | sha256sum | cut -c1-16)"
+else
+  pin=(-c constraints.txt); want="$( { cat pyproject.toml; cat constraints.txt; } | sha256sum | cut -c1-16)"
+fi
 
 if [ ! -x "$PY" ]; then
   echo ">>> creating $VENV"
@@ -80,8 +113,9 @@ if [ ! -x "$PY" ]; then
 fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo ">>> installing torch==2.13.0 (CPU build) first, then vlmid and its dependencies (a few minutes, once)"
-  "$PY" -m pip install -qq --disable-pip-version-check torch==2.13.0
-  "$PY" -m pip install -qq --disable-pip-version-check -e ".[dev]"
+  [ "$unpinned" = 1 ] && echo ">>> --unpinned: newest versions pyproject.toml allows, not constraints.txt's"
+  "$PY" -m pip install -qq --disable-pip-version-check ${pin[@]+"${pin[@]}"} torch==2.13.0
+  "$PY" -m pip install -qq --disable-pip-version-check ${pin[@]+"${pin[@]}"} -e ".[dev]"
   "$PY" -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (vlmid)" >/dev/null
   echo "$want" > "$stamp"
 else
@@ -110,6 +144,25 @@ case "$mode" in
   setup) echo ">>> set-up done"; exit 0 ;;
   tests) exec "$PY" -m pytest "${pytest_args[@]}" ;;
 esac
+
+# ---- the tiny models: the shipped ones, verified; or rebuilt from nothing ----------------
+if [ "$profile" = tiny ] && [ "$smoke" = 0 ]; then
+  if [ "$rebuild" = 1 ]; then
+    export VLMID_MODEL_SOURCE=built
+    minutes="$("$PY" -c 'from vlmid.models.zoo import REBUILD_MINUTES; print(REBUILD_MINUTES)')"
+    echo ">>> --rebuild-models: training the tiny BLIP and CLIP for seed $seed from nothing into data/models/ (about $minutes minutes on 2 cores)"
+    "$PY" -m vlmid.models.build --seed "$seed" --force
+  elif [ "${VLMID_MODEL_SOURCE:-shipped}" = shipped ] && [ -f "${VLMID_CHECKPOINTS:-checkpoints}/tiny-seed$seed/manifest.json" ]; then
+    echo ">>> verifying the shipped models for seed $seed (SHA-256 of every file against its manifest)"
+    if ! "$PY" -m vlmid.models.zoo verify --seed "$seed"; then
+      echo "run_all.sh: the shipped models do not match their manifest: stopped before any notebook ran; results/ untouched" >&2
+      exit 1
+    fi
+  else
+    # no shipped models for this seed (or VLMID_MODEL_SOURCE=built): say what notebook 00 will do
+    "$PY" -m vlmid.models.zoo which --seed "$seed"
+  fi
+fi
 
 args=(--profile "$profile" --seed "$seed")
 [ -n "$only" ] && args+=(--only "$only")

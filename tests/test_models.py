@@ -117,6 +117,13 @@ def test_smoke_build_loads_and_generates(tmp_path, monkeypatch):
     build(seed=0, smoke=True, progress=False)
     info = build_info(0, smoke=True)
     assert info["build_seconds"] > 0 and info["blip"]["params"] > 1e5 and len(info["blip"]["loss_curve"]) >= 1
+    # both stages ran, and the quality gates were measured at build time
+    assert info["blip"]["pretrain_steps"] >= 1 and len(info["clip"]["pretrain_curve"]) >= 1
+    assert info["commit"] and info["host"]["cpu_capability"]
+    for key in ("blip_garment_f1", "blip_binding_acc", "blip_count_acc", "blip_cider", "clip_zeroshot_top1",
+                "probe_blip_class", "probe_clip_class"):
+        assert 0.0 <= info["metrics"][key] <= 10.0, key
+    assert info["subset_metrics"]["n_test"] >= 1
     cap = load_captioner("tiny", seed=0, smoke=True)
     ex = load_captions("tiny", "test", n=3, seed=0, smoke=True)
     out = cap.generate([e.image for e in ex])
@@ -145,11 +152,39 @@ def test_linear_probe_separates_only_what_is_encoded():
     assert linear_probe(noise, y) < 0.6
 
 
-def test_multi_hot_marks_the_items_present():
-    import numpy as np
+def test_render_labelled_draws_the_scene_exactly_and_labels_the_patches_under_each_item():
+    from vlmid.data.fashion_mnist import load_fashion_mnist
+    from vlmid.data.scenes import Item, render
+    from vlmid.models.pretrain import BACKGROUND, render_labelled
 
-    from vlmid.models.train import multi_hot
+    photos, labels = load_fashion_mnist("test")
+    items = [Item(int(labels[0]), "red", 24, 12, 12), Item(int(labels[1]), "blue", 20, 50, 50)]
+    img, patch_labels = render_labelled([photos[0], photos[1]], items, np.random.default_rng(3))
+    assert np.array_equal(img, render([photos[0], photos[1]], items, rng=np.random.default_rng(3)))
+    grid = patch_labels.reshape(8, 8)  # row-major, as the ViT orders its patches
+    assert grid[1, 1] == labels[0] and grid[6, 6] == labels[1]   # under each item's centre
+    assert grid[0, 7] == BACKGROUND and grid[7, 0] == BACKGROUND  # the empty corners
+    assert set(np.unique(grid)) <= {int(labels[0]), int(labels[1]), BACKGROUND}
 
-    m = multi_hot(np.array([[3, -1, -1], [0, 9, 0], [-1, -1, 5]]), n_classes=10)
-    assert m.shape == (3, 10) and m.sum() == 4  # a repeated class counts once
-    assert m[0, 3] == 1 and m[1, 0] == 1 and m[1, 9] == 1 and m[2, 5] == 1 and m[0, 9] == 0
+
+def test_labelled_scenes_mark_the_classes_present():
+    from vlmid.data.fashion_mnist import load_fashion_mnist
+    from vlmid.models.pretrain import BACKGROUND, labelled_scenes
+
+    photos, labels = load_fashion_mnist("test")
+    d = labelled_scenes(photos[:200], labels[:200], 40, np.random.default_rng(0), captions=True)
+    assert d["images"].shape == (40, 64, 64, 3) and d["patch_labels"].shape == (40, 64)
+    assert len(d["captions"]) == 40 and all(len(c) == 5 for c in d["captions"])
+    for present, patches, first in zip(d["present"], d["patch_labels"], d["first"]):
+        seen = set(np.unique(patches)) - {BACKGROUND}
+        assert seen <= set(np.flatnonzero(present))  # every labelled patch belongs to an item present
+        assert 1 <= present.sum() <= 3
+        assert first == -100 or present[first] == 1
+
+
+def test_parameter_groups_scale_the_learning_rate():
+    from vlmid.models.train import _optimizer
+
+    a, b = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))
+    opt, _ = _optimizer([{"params": [a], "lr_scale": 0.5}, {"params": [b]}], 1e-3, 10, 1)
+    assert [g["initial_lr"] for g in opt.param_groups] == [5e-4, 1e-3]

@@ -11,7 +11,9 @@ import pytest
 from vlmid import pipeline
 
 HEADLINE_KEYS = {
-    "00": ["blip_cider", "blip_bleu4", "clip_zeroshot_top1", "build_seconds", "blip_params", "clip_params"],
+    "00": ["blip_cider", "blip_bleu4", "clip_zeroshot_top1", "build_seconds", "blip_params", "clip_params",
+           "blip_garment_f1", "blip_binding_acc", "blip_count_acc", "blip_scene_exact", "probe_blip_class",
+           "probe_clip_class", "build_cpu_seconds"],
     "01": ["twonn_rel_diff_vs_skdim", "twonn_speedup_vs_skdim", "id_vision_max", "id_language_max",
            "id_fusion_max", "id_vision_mean", "id_language_mean", "id_fusion_mean"],
     "02": ["dense_cider", "best_method_at_40", "best_cider_retained_at_40", "id_prior_gain_at_40",

@@ -9,10 +9,12 @@ from vlmid import report
 from vlmid.paths import REPO_ROOT
 from vlmid.report import README_END, README_START, headline_table, render_report, write_report
 
-M00 = {"blip_cider": 1.3125, "blip_bleu4": 0.3412, "clip_zeroshot_top1": 0.7125, "build_seconds": 512.3,
+M00 = {"blip_cider": 1.3125, "blip_bleu4": 0.3412, "clip_zeroshot_top1": 0.8525, "build_seconds": 1812.3,
        "blip_params": 1900000, "clip_params": 2100000, "baseline_constant_cider": 0.38,
        "baseline_constant_bleu4": 0.25, "probe_blip_class": 0.81, "probe_clip_class": 0.45,
-       "probe_blip_colour": 1.0, "probe_clip_colour": 0.99}
+       "probe_blip_colour": 1.0, "probe_clip_colour": 0.99, "blip_garment_f1": 0.875, "blip_binding_acc": 0.8,
+       "blip_count_acc": 0.99, "blip_scene_exact": 0.6, "shortcut_oracle_cider": 1.1,
+       "shortcut_oracle_garment_f1": 0.12}
 M01 = {"twonn_rel_diff_vs_skdim": 0.0004, "twonn_speedup_vs_skdim": 1.7, "id_vision_max": 41.5,
        "id_language_max": 12.25, "id_fusion_max": 20.0, "id_vision_mean": 30.0,
        "id_language_mean": 9.0, "id_fusion_mean": 15.0, "id_vision_shape": "hunchback",
@@ -60,8 +62,8 @@ def rows_of(table: str) -> dict[str, list[str]]:
 def test_headline_verdicts_come_from_the_numbers(results):
     table = headline_table(results)
     verdicts = rows_of(table)
-    # the CLIP probe (45 % for the item class) is below the 50 % bar
-    assert verdicts["00"] == ["target met"] * 3 + ["target missed"]
+    # the CLIP probe (45 % for the item class) is below the 82 % bar; captions, zero-shot and build time pass
+    assert verdicts["00"] == ["target met", "target met", "target missed", "target met"]
     # ordering vision > fusion > language holds; ranges hold; language is not flat; TwoNN is only 1.7x faster
     assert verdicts["01"] == ["reproduced", "reproduced", "not reproduced", "target missed"]
     # 99.1 % kept; the ID prior hurt; language pruned keeps more; the absolute COCO claim needs the paper profile
@@ -69,8 +71,8 @@ def test_headline_verdicts_come_from_the_numbers(results):
     assert set(verdicts["03"]) == {"not run yet"} and set(verdicts["04"]) == {"not run yet"}
     assert set(verdicts["05"]) == {"not measured"}
     # measured values are formatted from metrics.json, the anchors from the literature
-    assert "CIDEr-D 1.312, BLEU-4 0.341 (one constant caption: 0.380 / 0.250)" in table
-    assert "vision hunchback, language rising, fusion flat" in table and "71.2%" in table and "1,900,000" in table
+    assert "garment F1 0.875, binding 0.800, count 0.990, all right in 60.0% of scenes; CIDEr-D 1.312" in table
+    assert "vision hunchback, language rising, fusion flat" in table and "85.2%" in table and "1,900,000" in table
     assert "platon+id: 99.1% of dense CIDEr-D 1.300" in table
     assert "CIDEr 1.333, BLEU-4 0.397" in table  # BLIP-base anchor, REFERENCE.md §7
 
@@ -85,7 +87,7 @@ def test_missing_notebooks_are_never_filled_in(results):
 
 def test_a_changed_number_changes_the_verdict(results):
     m = json.loads((results / "00_build_models_and_data" / "metrics.json").read_text())
-    m["blip_cider"] = 1.19
+    m["blip_garment_f1"] = 0.79  # the captions miss a garment more often: below the 0.80 floor
     (results / "00_build_models_and_data" / "metrics.json").write_text(json.dumps(m))
     assert rows_of(headline_table(results))["00"][0] == "target missed"
 

@@ -4,7 +4,8 @@ Every notebook owns one folder ``results/<notebook stem>/``. It writes CSV, JSON
 files through a :class:`ResultWriter`; each write goes to a temporary file in the same
 folder and is renamed into place, so an interrupted run never leaves a half-written file.
 Beside them, ``provenance.json`` records the git commit, profile, seed, package versions
-and wall time, and the SHA-256 of every file written.
+and wall time, the SHA-256 of ``constraints.txt`` (the pinned environment) and whether the
+installed packages match it, and the SHA-256 of every file written.
 
     out = ResultWriter("01_intrinsic_dimension", profile="tiny", seed=0)
     out.csv(df, "id_profiles.csv")
@@ -30,6 +31,7 @@ from typing import Any, Callable
 
 from .paths import REPO_ROOT, check_profile, results_dir
 
+CONSTRAINTS = REPO_ROOT / "constraints.txt"  # the pinned environment run_all.sh installs
 KEY_PACKAGES = ("torch", "transformers", "numpy", "scikit-dimension", "bitsandbytes",
                 "pycocoevalcap", "papermill", "pandas")
 
@@ -75,6 +77,18 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write(path, lambda f: f.write(text))
 
 
+def host_info() -> dict:
+    """The machine: platform, cores, torch's threads, CPU capability and GPU."""
+    import torch
+
+    return {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
+            # the vector instructions torch's CPU kernels use (AVX2, AVX512, ...): training on two
+            # machines with different ones gives slightly different floats, hence different models
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
 def git_commit() -> str:
     """The commit of the repository, with ``-dirty`` when tracked files other than results/ differ
     from it (results/ is what the run itself rewrites)."""
@@ -100,6 +114,85 @@ def package_versions(names=KEY_PACKAGES) -> dict[str, str]:
     return out
 
 
+def _normalize(name: str) -> str:
+    """A distribution name as PEP 503 compares them: lower case, runs of -_. as one -."""
+    import re
+
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def parse_constraints(text: str) -> dict[str, str]:
+    """``name==version`` lines of a constraints file -> {normalized name: version}.
+
+    Comments, blank lines, options (``-c``, ``--index-url``) and anything that is not an exact
+    pin are skipped; an environment marker after ``;`` is dropped."""
+    pins = {}
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].split(";", 1)[0].strip()
+        if not line or line.startswith("-") or "==" not in line:
+            continue
+        name, _, version = line.partition("==")
+        name = name.split("[", 1)[0].strip()
+        if name and version.strip():
+            pins[_normalize(name)] = version.strip()
+    return pins
+
+
+def _same_version(pinned: str, installed: str) -> bool:
+    """``pinned`` as pip's ``==`` reads it: a pin without a local label (``2.13.0``) matches any
+    local build of that version (``2.13.0+cpu``)."""
+    try:
+        from packaging.version import Version
+
+        p, i = Version(pinned), Version(installed)
+        return p == (i if p.local else Version(i.public))
+    except Exception:  # no packaging, or a version it cannot parse: compare the text
+        return pinned == installed or ("+" not in pinned and installed.split("+", 1)[0] == pinned)
+
+
+def constraint_mismatches(pins: dict[str, str], installed: dict[str, str] | None = None) -> list[dict[str, str]]:
+    """The pinned packages whose installed version differs (or that are not installed); [] if all match.
+
+    ``installed``: {name: version} (default: this environment, from ``importlib.metadata``)."""
+    if installed is None:
+        from importlib import metadata
+
+        installed = {}
+        for dist in metadata.distributions():
+            name = dist.metadata["Name"]
+            if name:
+                installed.setdefault(_normalize(name), dist.version)
+    else:
+        installed = {_normalize(k): v for k, v in installed.items()}
+    out = []
+    for name, version in sorted(pins.items()):
+        have = installed.get(name)
+        if have is None or not _same_version(version, have):
+            out.append({"package": name, "pinned": version, "installed": have or "not installed"})
+    return out
+
+
+_CONSTRAINTS_CACHE: dict[tuple, dict[str, Any]] = {}
+
+
+def constraints_status(path: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The pinned environment: ``constraints.txt``'s SHA-256 and whether the installed versions
+    match it (``mismatches``: [] when they all do). Computed once per process and file version."""
+    path = Path(path) if path is not None else CONSTRAINTS
+    try:
+        st = path.stat()
+    except OSError:
+        return {"file": str(path.name), "sha256": None, "matches": None, "mismatches": None,
+                "note": "no constraints file"}
+    key = (str(path), st.st_mtime_ns, st.st_size)
+    if key not in _CONSTRAINTS_CACHE:
+        data = path.read_bytes()
+        mismatches = constraint_mismatches(parse_constraints(data.decode("utf-8", "replace")))
+        _CONSTRAINTS_CACHE[key] = {"file": path.name, "sha256": hashlib.sha256(data).hexdigest(),
+                                   "matches": not mismatches, "mismatches": mismatches}
+    return json.loads(json.dumps(_CONSTRAINTS_CACHE[key]))  # a copy the caller may change
+
+
 def provenance(profile: str, seed: int, **extra: Any) -> dict[str, Any]:
     import torch
 
@@ -108,13 +201,9 @@ def provenance(profile: str, seed: int, **extra: Any) -> dict[str, Any]:
         "profile": profile,
         "seed": seed,
         "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "host": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
-                 "torch_threads": torch.get_num_threads(),
-                 # the vector instructions torch's CPU kernels use (AVX2, AVX512, ...): training on two
-                 # machines with different ones gives slightly different floats, hence different models
-                 "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-                 "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
+        "host": host_info(),
         "versions": package_versions(),
+        "constraints": constraints_status(),
         "command": " ".join(sys.argv[:1]),
         **extra,
     }

@@ -212,11 +212,20 @@ class CaptionBenchmark(Benchmark):
     few hundred images; ``paired_cider`` says whether a CIDEr-D difference is beyond that noise.
     Captions are generated once per adapter and kept, so ``paired_cider`` after ``compare``
     generates nothing again.
+
+    ``items``: {image_id: the scene's true items} (``vlmid.data.scenes.scene_items``; tiny profile
+    only, COCO has none) adds the grounded scores of the same captions (``vlmid.metrics.grounding``:
+    garment_f1, binding_acc, ...). None: no such columns.
     """
     name = "captioning"
 
-    def __init__(self, examples, semantic: bool = True, nll: bool = True, batch_size: int = 64):
+    def __init__(self, examples, semantic: bool = True, nll: bool = True, batch_size: int = 64,
+                 items: dict | None = None):
         self.examples, self.semantic, self.nll, self.batch_size = list(examples), semantic, nll, batch_size
+        if items is not None and any(e.image_id not in items for e in self.examples):
+            missing = [e.image_id for e in self.examples if e.image_id not in items][:5]
+            raise KeyError(f"CaptionBenchmark: items has no true items for image ids e.g. {missing}")
+        self.items = items
         self._emb: dict[str, torch.Tensor] = {}
         self._preds: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -275,6 +284,10 @@ class CaptionBenchmark(Benchmark):
             out["semantic"] = self.semantic_score(preds)
         if self.nll:
             out["nll"] = self.reference_nll(adapter)
+        if self.items is not None:
+            from ..metrics.grounding import GROUNDED_KEYS, grounded_scores
+            grounded = grounded_scores(preds, self.items)
+            out.update({k: grounded[k] for k in GROUNDED_KEYS})
         return out
 
 

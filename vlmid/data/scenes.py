@@ -36,8 +36,10 @@ CANVAS = 64
 COLOURS = {"red": (230, 40, 40), "green": (40, 200, 60), "blue": (60, 100, 250),
            "yellow": (240, 220, 40), "purple": (170, 70, 230), "orange": (250, 140, 30),
            "white": (235, 235, 235)}
-# class index -> synonyms (the first is the most frequent in captions)
-NOUNS = [["t-shirt", "top"], ["trouser"], ["pullover", "sweater"], ["dress"],
+# class index -> synonyms (the first is the most frequent in captions). The t-shirt's synonym is
+# "tee", not Fashion-MNIST's "top": "top" is a position word here ("at the top", "on top and ...",
+# "in the top left corner"), and a word that is both a garment and a place cannot be read back.
+NOUNS = [["t-shirt", "tee"], ["trouser"], ["pullover", "sweater"], ["dress"],
          ["coat", "jacket"], ["sandal"], ["shirt", "blouse"], ["sneaker", "trainer"],
          ["bag", "handbag"], ["ankle boot", "boot"]]
 PLURAL = {"dress": "dresses"}
@@ -176,7 +178,13 @@ def captions_for(items: list[Item], arrangement: str, rng: np.random.Generator, 
 
 
 def grammar_words() -> list[str]:
-    """Every word (BERT basic tokenisation: lower case, punctuation split off) the grammar can write."""
+    """Every word (BERT basic tokenisation: lower case, punctuation split off) the grammar can write:
+    the tiny models' vocabulary (``vlmid.models.tokenizer``), so changing it changes their embeddings.
+
+    Besides the words of the captions (and of the zero-shot prompts, ``vlmid.data.zeroshot``) it holds
+    a fixed few that no caption writes: "photo", "item", "." and the plurals of the second synonyms
+    ("tees", "sweaters", ...; only the first synonym is ever plural). tests/test_data_scenes.py pins
+    both directions."""
     text = " ".join(["two items: three things in a row from left to right between next to and",
                      "a picture of there is one on black background above below top at the bottom",
                      "on the left right center in corner small large two one dresses",
@@ -283,6 +291,33 @@ def load_scenes(split: str = "test", n: int | None = None, seed: int = 0, smoke:
     if split not in ("train", "val", "test"):
         raise ValueError(f"split={split!r}: use 'train', 'val' or 'test'")
     return read_karpathy(build_scenes(seed, smoke), split, n)
+
+
+def read_scene_items(folder: str | os.PathLike, split: str, n: int | None = None) -> dict[int, list[tuple[int, str]]]:
+    """{image_id: [(class index, colour), ...]}: the true items of each scene of ``split`` in ``folder``,
+    keyed by the ids :func:`read_karpathy` gives ``CaptionExample.image_id``, in its order.
+
+    Read from ``<split>.npz`` (labels -1 / colour "" mark the empty slots of scenes with fewer than
+    3 items); the ids from ``dataset_coco.json`` (one running counter over train, val, test)."""
+    folder = Path(folder)
+    meta = json.loads((folder / "dataset_coco.json").read_text())
+    ids = [im["cocoid"] for im in meta["images"] if im["split"] == split]
+    with np.load(folder / f"{split}.npz") as arrays:
+        labels, colours = arrays["labels"], arrays["colours"]
+    if len(labels) != len(ids):
+        raise ValueError(f"{folder}: {split}.npz has {len(labels)} scenes, dataset_coco.json {len(ids)}: "
+                         f"rebuild the scenes (build_scenes(..., force=True))")
+    return {i: [(int(lab), str(col)) for lab, col in zip(row_l, row_c) if lab >= 0]
+            for i, row_l, row_c in list(zip(ids, labels, colours))[:n]}
+
+
+def scene_items(split: str = "test", n: int | None = None, seed: int = 0, smoke: bool = False
+                ) -> dict[int, list[tuple[int, str]]]:
+    """The true items of the first ``n`` scenes of ``split``, {image_id: [(class index, colour), ...]},
+    for the same scenes and ids as ``load_scenes(split, n, seed, smoke)`` (built on first use)."""
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"split={split!r}: use 'train', 'val' or 'test'")
+    return read_scene_items(build_scenes(seed, smoke), split, n)
 
 
 def load_scene_arrays(split: str, seed: int = 0, smoke: bool = False):

@@ -283,12 +283,16 @@ def _spice_score(gts: dict, res: dict) -> float | None:
 
 
 # ----------------------------------------------------------------------------- captioners
-def evaluate_captioner(cap, examples, batch_size: int = 64, return_predictions: bool = False) -> dict:
+def evaluate_captioner(cap, examples, batch_size: int = 64, return_predictions: bool = False,
+                       items: dict | None = None) -> dict:
     """Caption ``examples`` with ``cap.generate`` and score them against their references.
 
     Returns the scores of :func:`caption_scores`, the decoding settings that produced them
     (``cap.generation``, e.g. num_beams / max_length / min_length, and ``prompt``) and
     ``n_images``; with ``return_predictions=True`` also ``predictions`` {image_id: caption}.
+    ``items``: {image_id: the scene's true items} (``vlmid.data.scenes.scene_items``, tiny
+    profile only) adds the grounded scores of the same captions (``GROUNDED_KEYS`` of
+    :mod:`vlmid.metrics.grounding`: garment_f1, binding_acc, ...); None (COCO) adds none.
     """
     examples = list(examples)
     if not examples:
@@ -297,6 +301,9 @@ def evaluate_captioner(cap, examples, batch_size: int = 64, return_predictions: 
     if len(set(ids)) != len(ids):
         dup = [k for k, c in Counter(ids).items() if c > 1][:5]
         raise ValueError(f"evaluate_captioner: duplicate image ids, e.g. {dup}")
+    if items is not None and any(k not in items for k in ids):  # before the slow part
+        missing = [k for k in ids if k not in items][:5]
+        raise KeyError(f"evaluate_captioner: items has no true items for image ids e.g. {missing}")
     refs = {e.image_id: list(e.captions) for e in examples}
     warming = warm_up([c for r in refs.values() for c in r])  # Java starts while the model decodes
     captions = cap.generate([e.image for e in examples], batch_size=batch_size)
@@ -308,6 +315,10 @@ def evaluate_captioner(cap, examples, batch_size: int = 64, return_predictions: 
     out.update(dict(getattr(cap, "generation", None) or {}))
     out["prompt"] = getattr(cap, "prompt", None)
     out["n_images"] = len(examples)
+    if items is not None:
+        from .grounding import GROUNDED_KEYS, grounded_scores
+        grounded = grounded_scores(preds, items)
+        out.update({k: grounded[k] for k in GROUNDED_KEYS})
     if return_predictions:
         out["predictions"] = preds
     return out
@@ -331,12 +342,9 @@ def constant_caption_baseline(examples, caption: str | None = None) -> dict:
     return out
 
 
-def random_caption_baseline(examples, seed: int = 0) -> dict:
-    """Scores of captioning each image with a reference of another, randomly chosen image.
-
-    This measures how much the metric rewards merely sounding like the data set; a model
-    must beat it to show it looks at the image.
-    """
+def random_captions(examples, seed: int = 0) -> dict:
+    """{image_id: a reference caption of another, randomly chosen image}: captions that sound like
+    the data set but do not look at the image."""
     examples = list(examples)
     if len(examples) < 2:
         raise ValueError("random_caption_baseline needs at least 2 examples")
@@ -347,4 +355,15 @@ def random_caption_baseline(examples, seed: int = 0) -> dict:
         j = rng.randrange(n - 1)
         j += j >= i  # any index but i
         preds[e.image_id] = rng.choice(list(examples[j].captions))
-    return caption_scores({e.image_id: list(e.captions) for e in examples}, preds)
+    return preds
+
+
+def random_caption_baseline(examples, seed: int = 0) -> dict:
+    """Scores of captioning each image with a reference of another, randomly chosen image
+    (:func:`random_captions`).
+
+    This measures how much the metric rewards merely sounding like the data set; a model
+    must beat it to show it looks at the image.
+    """
+    examples = list(examples)
+    return caption_scores({e.image_id: list(e.captions) for e in examples}, random_captions(examples, seed))

@@ -3,24 +3,60 @@
     cap = load_captioner("tiny", seed=0)   # BlipForConditionalGeneration + BlipProcessor (+ prompt, decoding)
     clip = load_clip("tiny", seed=0)       # CLIPModel + image processor + tokenizer
 
-``tiny``: small BLIP and CLIP trained here on Fashion-MNIST scenes (built on first use and
-cached under ``data/models/``). ``paper``: Salesforce/blip-image-captioning-base and
+``tiny``: small BLIP and CLIP trained by this repository on Fashion-MNIST scenes. By default
+the shipped ones in ``checkpoints/tiny-seed<N>/``, checked against their manifest's SHA-256
+(``vlmid.models.zoo``); ``$VLMID_MODEL_SOURCE=built`` uses the ones trained here in
+``data/models/`` instead, and a seed that ships none is trained here, announced first.
+``model_source(seed, smoke)`` says which. ``paper``: Salesforce/blip-image-captioning-base and
 openai/clip-vit-base-patch16 from ``$VLMID_MODELS`` or the Hugging Face cache, offline.
 """
 from __future__ import annotations
+
+from pathlib import Path
 
 from ..paths import check_profile
 from .bundles import Captioner, ClipBundle
 from .paper import BLIP_ID, CLIP_ID, QWEN2VL_ID, ModelNotAvailable, qwen2vl_path
 
 __all__ = ["load_captioner", "load_clip", "Captioner", "ClipBundle", "ModelNotAvailable",
-           "BLIP_ID", "CLIP_ID", "QWEN2VL_ID", "qwen2vl_path", "tiny_folder"]
+           "BLIP_ID", "CLIP_ID", "QWEN2VL_ID", "qwen2vl_path", "tiny_folder", "model_source"]
+
+
+def model_source(seed: int = 0, smoke: bool = False) -> str:
+    """Where ``tiny_folder(seed, smoke)`` takes the tiny models from: ``"shipped"``, ``"built"`` or ``"smoke"``.
+
+    smoke: the seconds-long test models, always built here. built: ``$VLMID_MODEL_SOURCE=built``,
+    or no shipped models for the seed. shipped: ``checkpoints/tiny-seed<N>/`` (the default)."""
+    from .zoo import requested_source, shipped_folder
+
+    if smoke:
+        return "smoke"
+    if requested_source() == "built":
+        return "built"
+    return "shipped" if shipped_folder(seed) is not None else "built"
+
+
+_ANNOUNCED: set = set()
 
 
 def tiny_folder(seed: int = 0, smoke: bool = False, build_if_missing: bool = True):
-    """The folder of the tiny models of ``seed``; trains them first if they are not cached."""
-    from .build import build, is_built, models_root
+    """The folder of the tiny models of ``seed`` (see :func:`model_source` for which one).
 
+    Shipped models are verified against their manifest (once per process) and never trained.
+    Built models are trained into ``data/models/`` if missing, after a message saying so."""
+    from .build import build, is_built, models_root
+    from .zoo import rebuild_notice, shipped_folder, verify
+
+    source = model_source(seed, smoke)
+    if source == "shipped":
+        folder = shipped_folder(seed)
+        verify(folder)  # CheckpointError (names the file and the fix) on any mismatch
+        return folder
+    if source == "built" and (seed, source) not in _ANNOUNCED and is_built(seed, smoke):
+        _ANNOUNCED.add((seed, source))
+        why = ("VLMID_MODEL_SOURCE=built" if shipped_folder(seed) is not None
+               else f"no shipped models for seed {seed}")
+        print(f"tiny models for seed {seed}: using the ones built here in {models_root(seed, smoke)} ({why})")
     if not is_built(seed, smoke):
         if not build_if_missing:
             raise FileNotFoundError(f"no tiny models in {models_root(seed, smoke)}")
@@ -31,34 +67,45 @@ def tiny_folder(seed: int = 0, smoke: bool = False, build_if_missing: bool = Tru
         with open(lock, "w") as f:
             fcntl.flock(f, fcntl.LOCK_EX)  # another process may be building the same models: wait for it
             if not is_built(seed, smoke):
-                print(f"tiny models for seed {seed}{' (smoke)' if smoke else ''} not found: building them into "
-                      f"{models_root(seed, smoke)} (a few minutes; done once)")
+                if smoke:
+                    print(f"smoke models for seed {seed} not found: building them into "
+                          f"{models_root(seed, smoke)} (seconds; for tests only)")
+                elif shipped_folder(seed) is not None:  # VLMID_MODEL_SOURCE=built
+                    print(rebuild_notice(seed, f"VLMID_MODEL_SOURCE=built and no models built here for seed {seed}"),
+                          flush=True)
+                else:
+                    print(rebuild_notice(seed), flush=True)
+                _ANNOUNCED.add((seed, source))
                 build(seed, smoke)
     return models_root(seed, smoke)
 
 
-def load_captioner(profile: str = "tiny", seed: int = 0, smoke: bool = False, device: str = "cpu") -> Captioner:
+def load_captioner(profile: str = "tiny", seed: int = 0, smoke: bool = False, device: str = "cpu",
+                   folder=None) -> Captioner:
+    """The captioner of ``profile``; ``folder``: a tiny models folder to load instead of the seed's."""
     check_profile(profile)
     if profile == "paper":
         from .paper import load_paper_captioner
         return load_paper_captioner(device)
     from transformers import BlipForConditionalGeneration, BlipProcessor
 
-    folder = tiny_folder(seed, smoke) / "blip"
+    folder = Path(folder or tiny_folder(seed, smoke)) / "blip"
     model = BlipForConditionalGeneration.from_pretrained(folder, local_files_only=True).eval().to(device)
     proc = BlipProcessor.from_pretrained(folder, local_files_only=True)
     return Captioner(model=model, processor=proc, prompt="",
                      generation=dict(num_beams=3, max_length=20, min_length=5), profile="tiny")
 
 
-def load_clip(profile: str = "tiny", seed: int = 0, smoke: bool = False, device: str = "cpu") -> ClipBundle:
+def load_clip(profile: str = "tiny", seed: int = 0, smoke: bool = False, device: str = "cpu",
+              folder=None) -> ClipBundle:
+    """The CLIP of ``profile``; ``folder``: a tiny models folder to load instead of the seed's."""
     check_profile(profile)
     if profile == "paper":
         from .paper import load_paper_clip
         return load_paper_clip(device)
     from transformers import BertTokenizer, CLIPImageProcessorPil, CLIPModel
 
-    folder = tiny_folder(seed, smoke) / "clip"
+    folder = Path(folder or tiny_folder(seed, smoke)) / "clip"
     model = CLIPModel.from_pretrained(folder, local_files_only=True).eval().to(device)
     ip = CLIPImageProcessorPil.from_pretrained(folder, local_files_only=True)
     tok = BertTokenizer.from_pretrained(folder, local_files_only=True)
