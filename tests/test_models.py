@@ -188,3 +188,19 @@ def test_parameter_groups_scale_the_learning_rate():
     a, b = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))
     opt, _ = _optimizer([{"params": [a], "lr_scale": 0.5}, {"params": [b]}], 1e-3, 10, 1)
     assert [g["initial_lr"] for g in opt.param_groups] == [5e-4, 1e-3]
+
+
+def test_the_build_is_deterministic_on_one_machine(tmp_path, monkeypatch):
+    """Two smoke builds from nothing, in two folders, give byte-identical weights: what lets a
+    rebuild on the same kind of CPU reproduce the shipped models."""
+    import hashlib
+
+    from vlmid.models.build import build
+
+    digests = []
+    for name in ("a", "b"):
+        monkeypatch.setenv("VLMID_DATA", str(tmp_path / name))
+        folder = build(seed=0, smoke=True, progress=False, measure=False)
+        digests.append([hashlib.sha256((folder / part / "model.safetensors").read_bytes()).hexdigest()
+                        for part in ("blip", "clip")])
+    assert digests[0] == digests[1]

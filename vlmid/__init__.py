@@ -3,8 +3,11 @@
 Where each idea lives:
 
 - ``vlmid.data``      Fashion-MNIST, the captioned scenes built from it, COCO / Flickr8k / CIFAR-10 loaders
-- ``vlmid.models``    the tiny BLIP and CLIP trained here, and the paper checkpoints
-- ``vlmid.metrics``   COCO caption metrics, zero-shot accuracy, semantic similarity
+- ``vlmid.models``    the tiny BLIP and CLIP: their configs (``tiny``), vision pre-training with token labels
+                      (``pretrain``), training loops (``train``), the build recipe (``build``), quality gates
+                      (``quality``), the shipped checkpoints (``zoo``); and the paper checkpoints (``paper``)
+- ``vlmid.metrics``   COCO caption metrics, the grounded caption score (garments, colours, count),
+                      zero-shot accuracy, semantic similarity
 - ``vlmid.id``        TwoNN intrinsic dimension and the hooks that collect layer representations
 - ``vlmid.pruning``   magnitude / gradient / PLATON scores, the ID prior, global masks, cubic schedule
 - ``vlmid.tokens``    vision-token pruning and merging patches for CLIP
