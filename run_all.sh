@@ -172,5 +172,9 @@ args=(--profile "$profile" --seed "$seed")
 # The report and the README's results table are generated from results/, never written by hand.
 # (A run into another --results folder leaves the README alone: python -m vlmid.report --help.)
 if [ "$smoke" = 0 ] && [ -z "$results" ]; then
-  "$PY" -m vlmid.report
+  if [ "$profile" = tiny ]; then
+    "$PY" -m vlmid.report
+  else  # a paper run has its own report in results/paper/; the README shows the committed tiny results
+    "$PY" -m vlmid.report --results results/paper --no-readme
+  fi
 fi

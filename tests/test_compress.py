@@ -134,6 +134,171 @@ def test_whitening_beats_plain_at_equal_rank():
     assert errs["asvd"] < errs["plain"]
 
 
+
+def test_capture_inputs_matches_stats_and_removes_hooks():
+    seq = nn.Sequential(_linear(4, 3), nn.ReLU(), _linear(3, 2, seed=1))
+    xa = torch.randn(2, 5, 4, generator=torch.Generator().manual_seed(0))
+    xb = torch.randn(2, 5, 4, generator=torch.Generator().manual_seed(1))
+    run = lambda: (seq(xa), seq(xb))
+    raw = lowrank.capture_inputs(seq, run, "0")                    # shape kept, calls concatenated
+    assert raw.shape == (4, 5, 4) and torch.equal(raw, torch.cat([xa, xb]))
+    flat = lowrank.capture_inputs(seq, run, "0", flatten=True)     # one row per token
+    assert flat.shape == (20, 4) and torch.equal(flat, torch.cat([xa, xb]).reshape(-1, 4))
+    hidden = lowrank.capture_inputs(seq, run, "2", flatten=True)   # the second Linear sees the ReLU output
+    assert hidden.shape == (20, 3) and bool((hidden >= 0).all())
+    assert all(not m._forward_pre_hooks for m in seq)               # every hook removed
+    st = lowrank.collect_input_stats(seq, run, ["0"])["0"]          # the same inputs as the statistics see
+    assert st["count"] == 20
+    assert torch.allclose(st["abs_sum"], flat.double().abs().sum(0))
+    assert torch.allclose(st["gram"], flat.double().T @ flat.double())
+    with pytest.raises(ValueError, match="no input"):
+        lowrank.capture_inputs(seq, lambda: None, "0")
+    with pytest.raises(RuntimeError):                                # hooks removed even when run() fails
+        lowrank.capture_inputs(seq, lambda: seq(torch.zeros(2, 7)), "0")
+    assert not seq[0]._forward_pre_hooks
+
+
+def test_energy_rank_table_known_spectrum_and_towers():
+    s = torch.tensor([4.0, 3.0, 2.0, 1.0])                          # energies 16, 9, 4, 1 of 30
+    q1, _ = torch.linalg.qr(torch.randn(6, 4, generator=torch.Generator().manual_seed(0)))
+    q2, _ = torch.linalg.qr(torch.randn(5, 4, generator=torch.Generator().manual_seed(1)))
+    m = nn.Module()
+    m.vision_model, m.text_decoder = nn.Module(), nn.Module()
+    m.vision_model.fc, m.text_decoder.fc = nn.Linear(5, 6), nn.Linear(5, 6)
+    for lin in (m.vision_model.fc, m.text_decoder.fc):
+        lin.weight.data = ((q1 * s) @ q2.T).float()
+    t = lowrank.energy_rank_table(m, [0.5, 0.8, 0.9])
+    assert list(t.columns) == ["layer", "tower", "energy", "rank", "rank_over_breakeven"]
+    assert t.layer.tolist() == ["vision_model.fc"] * 3 + ["text_decoder.fc"] * 3
+    assert t.tower.tolist() == ["vision"] * 3 + ["text"] * 3       # non-vision -> "text"
+    assert t["rank"].tolist() == [1, 2, 3] * 2
+    assert lowrank.breakeven_rank(6, 5) == pytest.approx(30 / 11)
+    assert t.rank_over_breakeven.tolist() == pytest.approx([r * 11 / 30 for r in (1, 2, 3)] * 2)
+
+
+def test_relative_output_errors_rows_and_values():
+    g = torch.Generator().manual_seed(0)
+    lin = _linear(32, 24)
+    x = torch.randn(500, 32, generator=g) * torch.linspace(0.1, 3, 32)
+    seq = nn.Sequential(lin)
+    stats = lowrank.collect_input_stats(seq, lambda: seq(x), ["0"], gram=True)["0"]
+    rows = lowrank.relative_output_errors(lin, x, 8, stats=stats)
+    assert [r["method"] for r in rows] == list(lowrank.METHODS) and all(r["rank"] == 8 for r in rows)
+    err = {r["method"]: r["relative_output_error"] for r in rows}
+    with torch.no_grad():
+        y = lin(x)
+        want = float((lowrank.factorize_linear(lin, rank=8)(x) - y).norm() / y.norm())
+    assert err["plain"] == pytest.approx(want, rel=1e-6) and 0 < err["plain"] < 1
+    assert err["whiten"] < err["plain"]                              # whitening is optimal for this error
+    full = lowrank.relative_output_errors(lin, x, 24, stats=stats)
+    assert max(r["relative_output_error"] for r in full) < 1e-5      # full rank: exact
+
+
+class _Edit(nn.Module):
+    """``dense``'s output passed through ``fn`` (a stand-in for a factorized layer with a known error)."""
+
+    def __init__(self, dense, fn):
+        super().__init__()
+        self.dense, self.fn = dense, fn
+
+    def forward(self, x):
+        return self.fn(self.dense(x))
+
+
+def _zero_cls(y):
+    y = y.clone()
+    y[:, 0] = 0
+    return y
+
+
+def test_token_output_errors_known_values():
+    dense = _linear(8, 6)                                           # three parts of width 2
+    X = torch.randn(3, 5, 8, generator=torch.Generator().manual_seed(0))   # 3 images, [CLS] + 4 patches
+    approx = {"same": dense, "half": _Edit(dense, lambda y: 0.5 * y), "no_cls": _Edit(dense, _zero_cls)}
+    rows = lowrank.token_output_errors(dense, approx, X)
+    assert [(r["variant"], r["part"]) for r in rows] == [(v, p) for v in approx for p in ("query", "key", "value")]
+    by = {(r["variant"], r["part"]): (r["CLS"], r["patches"]) for r in rows}
+    for p in ("query", "key", "value"):
+        assert by[("same", p)] == (0.0, 0.0)
+        assert by[("half", p)] == pytest.approx((0.25, 0.25))          # ||y/2||^2 / ||y||^2
+        assert by[("no_cls", p)] == pytest.approx((1.0, 0.0))          # only token 0 is wrong
+    second = _Edit(dense, lambda y: torch.cat([y[..., :2], 0 * y[..., 2:4], y[..., 4:]], -1))
+    by2 = {r["part"]: r["patches"] for r in lowrank.token_output_errors(dense, {"k": second}, X)}
+    assert by2 == pytest.approx({"query": 0.0, "key": 1.0, "value": 0.0})   # the split follows the parts
+
+
+def test_method_family_and_pareto_table():
+    names = ["fp32", "bf16", "int8 dynamic", "bnb int8", "bnb nf4", "svd plain 0.80", "svd whiten 0.50",
+             "layer drop", "layer drop + ft", "fp32 + ft (control)", "svd whiten 0.80 + int8"]
+    assert [bench.method_family(n) for n in names] == [
+        "fp32", "bf16", "int8 dynamic", "bitsandbytes", "bitsandbytes", "svd plain", "svd whiten",
+        "layer drop", "layer drop", "fp32", "low rank + int8"]
+    import pandas as pd
+    df = pd.DataFrame({"method": ["fp32", "bnb nf4", "svd plain 0.80", "layer drop"],
+                       "stored_MB": [4.0, 1.0, 3.0, 2.0], "CIDEr": [1.0, 0.9, 0.5, 0.95]})
+    d = bench.pareto_table(df, "stored_MB")
+    assert d.family.tolist() == ["fp32", "bitsandbytes", "svd plain", "layer drop"]
+    assert d.pareto.tolist() == [True, True, False, True]           # svd: bigger and worse than layer drop
+    assert "family" not in df                                        # the input is not modified
+
+
+def _fake_tables():
+    import pandas as pd
+    cap = pd.DataFrame([
+        {"method": "fp32", "CIDEr": 1.0, "nll": 2.0, "semantic": 0.8, "latency_s": 2.0, "size_ratio": 1.0,
+         "layers_ratio": float("nan"), "garment_f1": 0.9, "binding_acc": 0.7},
+        {"method": "int8 dynamic", "CIDEr": 0.97, "layers_ratio": 0.26, "latency_s": 1.0, "garment_f1": 0.8},
+        {"method": "bnb int8", "CIDEr": 0.99, "layers_ratio": 0.25, "latency_s": 3.0, "garment_f1": 0.85},
+        {"method": "bnb nf4", "CIDEr": 0.9, "layers_ratio": 0.15, "latency_s": 3.0, "garment_f1": 0.7},
+        {"method": "svd plain 0.80", "CIDEr": 0.6, "nll": 2.5, "size_ratio": 0.9},
+        {"method": "svd asvd 0.80", "CIDEr": 0.65, "nll": 2.4, "size_ratio": 0.9},
+        {"method": "svd whiten 0.80", "CIDEr": 0.7, "nll": 2.3, "size_ratio": 0.9},
+        {"method": "svd plain 0.50", "CIDEr": 0.3, "nll": 3.0, "size_ratio": 0.7},
+        {"method": "svd asvd 0.50", "CIDEr": 0.2, "nll": 3.1, "size_ratio": 0.7},
+        {"method": "svd whiten 0.50", "CIDEr": 0.25, "nll": 2.9, "size_ratio": 0.7},
+        {"method": "svd whiten 0.80 + int8", "CIDEr": 0.69, "size_ratio": 0.3},
+        {"method": "layer drop", "CIDEr": 0.4}, {"method": "layer drop + ft", "CIDEr": 0.8},
+        {"method": "fp32 + ft (control)", "CIDEr": 1.01}])
+    clip = pd.DataFrame([{"method": "fp32", "zeroshot_top1": 0.6}, {"method": "bnb nf4", "zeroshot_top1": 0.55}])
+    return cap, clip
+
+
+class _FakePairing:
+    """paired_cider from the names: whiten ahead at 0.80 only, asvd always within noise."""
+
+    def paired_cider(self, a, b, seed=0):
+        verdict = 1.0 if a == "svd whiten 0.80" else 0.0
+        return {"diff": 0.1 if verdict else -0.05, "low": 0.05 if verdict else -0.1, "high": 0.15, "verdict": verdict}
+
+
+def test_svd_variants_paired_table_and_headline():
+    cap, clip = _fake_tables()
+    rows = bench.svd_variants(cap)
+    assert rows.method.tolist() == ["svd plain 0.80", "svd asvd 0.80", "svd whiten 0.80",
+                                    "svd plain 0.50", "svd asvd 0.50", "svd whiten 0.50"]   # "+ int8" left out
+    assert rows.variant.tolist() == ["plain", "asvd", "whiten"] * 2 and rows.energy.tolist() == [0.8] * 3 + [0.5] * 3
+    adapters = {m: m for m in rows.method}                           # the fake pairing reads the names
+    paired = bench.paired_svd_table(_FakePairing(), adapters, rows, seed=0)
+    assert list(paired.columns) == ["energy", "variant", "size_ratio", "CIDEr_aware_minus_plain", "ci_low",
+                                    "ci_high", "verdict", "nll_aware_minus_plain"]
+    assert list(zip(paired.energy, paired.variant)) == [(0.8, "whiten"), (0.8, "asvd"), (0.5, "whiten"), (0.5, "asvd")]
+    assert paired.verdict.tolist() == ["ahead", "within noise", "within noise", "within noise"]
+    assert paired.nll_aware_minus_plain.tolist() == pytest.approx([-0.2, -0.1, -0.1, 0.1])
+    assert paired.size_ratio.tolist() == [0.9, 0.9, 0.7, 0.7]
+    h = bench.headline_metrics(cap, clip, paired, rows, 0.8)
+    assert h["int8_bytes_ratio"] == 0.25 and h["nf4_bytes_ratio"] == 0.15 and h["fp32_cider"] == 1.0
+    assert (h["svd_plain_cider"], h["svd_aware_cider"], h["svd_asvd_cider"]) == (0.6, 0.7, 0.65)
+    assert (h["svd_aware_wins"], h["svd_aware_losses"], h["svd_aware_nll_wins"], h["svd_sizes"]) == (1, 0, 2, 2)
+    assert (h["layerdrop_cider"], h["layerdrop_noft_cider"], h["fp32_ft_cider"]) == (0.8, 0.4, 1.01)
+    assert (h["fp32_zeroshot"], h["nf4_zeroshot"]) == (0.6, 0.55) and h["svd_mid_size_ratio"] == 0.9
+    assert h["int8_dynamic_latency_ratio"] == 0.5 and h["int8_dynamic_bytes_ratio"] == 0.26
+    assert (h["fp32_garment_f1"], h["int8_garment_f1"], h["nf4_garment_f1"], h["fp32_binding_acc"]) == (0.9, 0.85, 0.7, 0.7)
+    gpu = bench.headline_metrics(cap[cap.method != "int8 dynamic"].drop(columns=["garment_f1", "binding_acc"]),
+                                 clip, paired, rows, 0.8)
+    assert not [k for k in gpu if "int8_dynamic" in k or "garment" in k or "binding" in k]
+    assert len(h) == len(gpu) + 7
+
+
 def _tiny_captioner(tmp_path, layers=2):
     from transformers import BlipForConditionalGeneration
 

@@ -192,3 +192,27 @@ def test_pipeline_stops_at_the_failing_notebook_and_names_it(tmp_path, monkeypat
     for key in ("wall_seconds", "profile", "seed", "commit", "python", "versions"):
         assert key in entries["00_ok"]
     assert (tmp_path / "results" / "executed" / "00_ok.ipynb").exists()
+
+
+def test_smoke_and_paper_runs_never_write_over_the_committed_tiny_results(tmp_path, monkeypatch):
+    from vlmid.paths import run_results_dir
+
+    monkeypatch.setenv("VLMID_RESULTS", str(tmp_path))
+    assert run_results_dir("tiny") == tmp_path
+    assert run_results_dir("tiny", smoke=True) == tmp_path / "smoke"
+    assert run_results_dir("paper") == tmp_path / "paper"
+    assert run_results_dir("paper", smoke=True) == tmp_path / "smoke" / "paper"
+    assert run_results_dir("paper", path=tmp_path / "x") == tmp_path / "x"
+    out = ResultWriter("99_example", profile="paper", seed=0)
+    assert out.dir == tmp_path / "paper" / "99_example"
+
+
+def test_a_report_without_the_readme_leaves_the_readme_alone(tmp_path):
+    from vlmid.report import README_END, README_START, write_report
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n{README_START}\nold table\n{README_END}\n")
+    write_report(tmp_path / "results", readme, update_readme=False)
+    assert "old table" in readme.read_text() and (tmp_path / "results" / "REPORT.md").exists()
+    write_report(tmp_path / "results", readme)
+    assert "old table" not in readme.read_text()

@@ -195,7 +195,7 @@ def test_zeroshot_real_clip_output_type():
     """transformers' own CLIPModel (tiny random config): features come out as [B, projection_dim]."""
     from transformers import CLIPConfig, CLIPModel
 
-    from vlmid.metrics.zeroshot import _features
+    from vlmid.models.bundles import embedding_tensor as _features
 
     cfg = CLIPConfig(
         text_config=dict(vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
@@ -246,3 +246,15 @@ def test_paired_difference_verdicts():
         paired_difference([1.0, 2.0], [1.0])
     with pytest.raises(ValueError, match="level"):
         paired_difference(b, b, level=95)
+
+
+def test_zeroshot_top1_from_embeddings_needs_no_model():
+    import torch
+
+    from vlmid.metrics import top1_from_embeddings, zeroshot_similarities
+
+    classes = torch.eye(3)                                   # three orthogonal class embeddings
+    images = torch.nn.functional.normalize(torch.tensor([[1.0, 0.1, 0], [0, 1, 0.2], [0.9, 0, 1.0], [0, 0, 1]]), dim=-1)
+    sims = zeroshot_similarities(images, classes)
+    assert sims.shape == (4, 3) and sims.argmax(1).tolist() == [0, 1, 2, 2]
+    assert top1_from_embeddings(images, classes, [0, 1, 0, 2]) == 0.75

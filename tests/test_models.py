@@ -204,3 +204,36 @@ def test_the_build_is_deterministic_on_one_machine(tmp_path, monkeypatch):
         digests.append([hashlib.sha256((folder / part / "model.safetensors").read_bytes()).hexdigest()
                         for part in ("blip", "clip")])
     assert digests[0] == digests[1]
+
+
+def test_the_recipe_in_the_code_is_the_one_that_trained_the_shipped_models():
+    import json
+    from dataclasses import asdict
+
+    from vlmid.models.build import FULL
+    from vlmid.models.zoo import shipped_folder
+
+    manifest = json.loads((shipped_folder(0) / "manifest.json").read_text())
+    assert asdict(FULL) == manifest["hyperparameters"]
+
+
+def test_the_decoder_starts_from_dec_in_the_loss_and_the_id_hooks(tmp_path, monkeypatch):
+    # BLIP-base's tokenizer puts [CLS] first but its decoder was trained from [DEC] (its bos):
+    # a stand-in whose bos differs from [CLS] shows that the loss and the ID hooks feed [DEC]
+    from vlmid.data.base import CaptionExample
+    from vlmid.id import blip_batches
+    from vlmid.models import load_captioner
+
+    _save_paper_stand_ins(tmp_path)
+    monkeypatch.setenv("VLMID_MODELS", str(tmp_path))
+    cap = load_captioner("paper")
+    dec = cap.tokenizer.convert_tokens_to_ids("red")  # any id that is not [CLS] plays [DEC]
+    assert dec != cap.tokenizer.cls_token_id
+    cap.model.config.text_config.bos_token_id = dec
+    enc = cap.text_inputs(["a red dog", "a cat"])
+    assert enc["input_ids"][:, 0].tolist() == [dec, dec]
+    examples = [CaptionExample(image_id=str(i), image=im, captions=["a red dog"]) for i, im in enumerate(_images())]
+    batch = next(blip_batches(cap, examples, batch_size=2))
+    assert batch["input_ids"][:, 0].tolist() == [dec, dec]
+    raw = cap.tokenizer([cap.prompt + "a red dog"] * 2, padding=True, return_tensors="pt")["input_ids"]
+    assert batch["input_ids"][:, 1:].tolist() == raw[:, 1:].tolist()  # only the start token is swapped

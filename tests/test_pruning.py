@@ -377,3 +377,14 @@ def test_fast_cider_ranks_right_over_wrong():
     right = fast_cider(refs, {1: "a red bag", 2: "a blue coat and a shirt", 3: "a green dress"})
     wrong = fast_cider(refs, {1: "a blue coat", 2: "a red bag", 3: "a red bag"})
     assert right > 1.0 and wrong < 0.1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_global_masks_on_the_gpu_equal_the_cpu_ones():
+    g = torch.Generator().manual_seed(0)
+    scores = {f"m{i}": torch.rand(300, 70, generator=g) for i in range(4)}
+    cpu = global_masks(scores, 0.4, min_keep=4)
+    gpu = global_masks({n: s.cuda() for n, s in scores.items()}, 0.4, min_keep=4)
+    assert all(gpu[n].is_cuda and torch.equal(gpu[n].cpu(), cpu[n]) for n in scores)
+    assert int(global_kth_value([s.cuda() for s in scores.values()], 5000, gather_limit=100).cpu() ==
+               global_kth_value(list(scores.values()), 5000, gather_limit=100)) == 1

@@ -74,7 +74,7 @@ def test_headline_verdicts_come_from_the_numbers(results):
     assert "garment F1 0.875, binding 0.800, count 0.990, all right in 60.0% of scenes; CIDEr-D 1.312" in table
     assert "vision hunchback, language rising, fusion flat" in table and "85.2%" in table and "1,900,000" in table
     assert "platon+id: 99.1% of dense CIDEr-D 1.300" in table
-    assert "CIDEr 1.333, BLEU-4 0.397" in table  # BLIP-base anchor, REFERENCE.md §7
+    assert "CIDEr 1.333, BLEU-4 0.397" in table  # BLIP-base anchor, docs/methods.md §7
 
 
 def test_missing_notebooks_are_never_filled_in(results):

@@ -223,3 +223,16 @@ def test_several_poolings_from_one_pass(clip):
         one = collect(clip, batches, sites, pooling=how, progress=False)
         for name in one:
             torch.testing.assert_close(both[how][name], one[name])
+
+
+def test_the_id_hooks_and_the_pruning_masks_group_every_linear_alike(blip):
+    # one rule (vlmid.models.anatomy): notebook 02's ID prior per group must mean what notebook 01 measured
+    from vlmid.pruning import linear_block, linear_group, prunable_linears
+
+    sites = {s.name: s for s in linear_sites(blip)}
+    prunable = prunable_linears(blip)
+    assert prunable and set(prunable) <= set(sites)
+    assert {n: linear_group(n) for n in prunable} == {n: sites[n].group for n in prunable}
+    assert {n: linear_block(n) for n in prunable} == {n: sites[n].layer for n in prunable}
+    assert linear_group("text_decoder.bert.encoder.layer.0.crossattention.output.dense") == "fusion"
+    assert linear_group("text_decoder.bert.encoder.layer.0.attention.self.query") == "language"

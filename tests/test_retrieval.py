@@ -1,4 +1,4 @@
-"""vlmid.retrieval: recall@k with 5 captions per image, token keep, FLOPs, training, seed 003's pitfalls."""
+"""vlmid.retrieval: recall@k with 5 captions per image, token keep, FLOPs, training, the Flickr8k report's pitfalls."""
 import math
 
 import pytest
@@ -6,10 +6,10 @@ import torch
 from PIL import Image
 
 from vlmid.data.base import CaptionExample
-from vlmid.retrieval import (RetrievalConfig, SeedImageOnly, baseline_model, build_vocab, chance_recall,
+from vlmid.retrieval import (ReportImageOnly, RetrievalConfig, baseline_model, build_vocab, chance_recall,
                              contrastive_loss, encode_captions, fit, image_flops, image_to_text_ranks,
                              keep_top_tokens, lossyness, make_set, n_kept, patchify, predicted_image_flops,
-                             pruned_model, recall_at_k, seed_cosine_loss, seed_patchify, text_to_image_ranks,
+                             pruned_model, recall_at_k, report_cosine_loss, report_patchify, text_to_image_ranks,
                              train_step)
 
 CFG = RetrievalConfig(image_size=32, patch_size=8, width=32, depth=2, heads=2, embed_dim=16,
@@ -72,15 +72,15 @@ def test_recall_rejects_wrong_shapes():
 
 
 # ------------------------------------------------------------------ tokens and FLOPs
-def test_patchify_is_square_rgb_patches_and_seed_split_is_not():
+def test_patchify_is_square_rgb_patches_and_report_split_is_not():
     img = torch.arange(2 * 3 * 16 * 16, dtype=torch.float32).reshape(2, 3, 16, 16)
     p = patchify(img, 8)
     assert p.shape == (2, 4, 3 * 64)
     # token 1 = top-right patch, all three channels
     assert torch.equal(p[1, 1], img[1, :, :8, 8:].reshape(-1))
-    s = seed_patchify(img, 8)
+    s = report_patchify(img, 8)
     assert s.shape == p.shape and not torch.equal(s, p)
-    # seed 003's token 0 holds channel 0 only (three channels would span 0..767 + 256*k)
+    # the report's token 0 holds channel 0 only (three channels would span 0..767 + 256*k)
     assert torch.equal(s[0, 0], img[0, 0].unfold(0, 8, 8).unfold(1, 8, 8).reshape(-1)[:192])
 
 
@@ -124,12 +124,12 @@ def test_flops_fall_with_keep_ratio_as_predicted():
     assert b["pruned_part"] - a["pruned_part"] == per_tok * (8 - 4) + CFG.depth * 4 * w * (8 ** 2 - 4 ** 2)
 
 
-def test_seed_flops_are_per_batch_of_16():
-    # seed 003 reported 83,494,912 FLOPs for its baseline: a batch of 16 images of 49 tokens, the
+def test_report_flops_are_per_batch_of_16():
+    # the Flickr8k report gave 83,494,912 FLOPs for its baseline: a batch of 16 images of 49 tokens, the
     # two Linear layers (what FlopCounterMode counts) plus one multiply-add per output of the mean pool
     from vlmid.retrieval import count_flops
-    m = SeedImageOnly()
-    matmuls = count_flops(m, torch.zeros(16, 3, 112, 112))
+    m = ReportImageOnly()
+    matmuls = count_flops(lambda: m(torch.zeros(16, 3, 112, 112)))
     assert matmuls == 2 * 16 * 49 * (768 * 64 + 64 * 64)
     assert matmuls + 2 * 16 * 64 == 83_494_912
 
@@ -211,14 +211,14 @@ def test_make_set_and_fit_on_captioned_examples():
         assert math.isfinite(log.later_epoch_seconds)
 
 
-def test_lossyness_sign_and_seed_loss_pitfall():
+def test_lossyness_sign_and_report_loss_pitfall():
     assert lossyness(0.4, 0.5) == pytest.approx(0.2)      # pruned keeps 80 % of the baseline's recall
     assert lossyness(0.6, 0.5) == pytest.approx(-0.2)     # pruned better: negative
-    # seed 003's Eq. 6 on *losses*: 1 - 0.5050 / 0.0007 ~ -720 (it printed -704 from unrounded losses)
+    # the report's Eq. 6 on *losses*: 1 - 0.5050 / 0.0007 ~ -720 (it printed -704 from unrounded losses)
     assert lossyness(0.5050, 0.0007) == pytest.approx(-720.43, abs=0.01)
-    # seed 003's target points the same way for every caption: a constant output has zero loss
+    # the report's target points the same way for every caption: a constant output has zero loss
     ids = torch.randint(2, 50, (4, 9))
-    assert float(seed_cosine_loss(torch.ones(4, 64), ids)) == pytest.approx(0.0, abs=1e-6)
+    assert float(report_cosine_loss(torch.ones(4, 64), ids)) == pytest.approx(0.0, abs=1e-6)
 
 
 # ------------------------------------------------------------------ one Flickr8k code path for both profiles
@@ -267,5 +267,162 @@ def test_exploration_samples_tokens_in_training_only():
     assert len(picks) > 1                                          # training: a different sample each time
     m.eval()
     assert torch.equal(m.image.tokens(images)[1], m.image.tokens(images)[1])   # test: the plain top-k
-    seed_style = pruned_model(CFG, 0.5, fuse_rest=False, explore=False)
-    assert torch.equal(seed_style.image.tokens(images)[1], seed_style.image.tokens(images)[1])
+    report_style = pruned_model(CFG, 0.5, fuse_rest=False, explore=False)
+    assert torch.equal(report_style.image.tokens(images)[1], report_style.image.tokens(images)[1])
+
+
+# ------------------------------------------------------------------ the Flickr8k report's replicas, the data helpers' home
+def test_report_pruned_model_gets_no_gradient_from_the_report_loss():
+    from vlmid.retrieval import ReportMultimodal, fit_report_model, report_test_loss
+
+    torch.manual_seed(0)
+    ex = _examples(6)
+    vocab = build_vocab(c for e in ex for c in e.captions)
+    data = make_set(ex, vocab, RetrievalConfig(**{**CFG.__dict__, "vocab_size": len(vocab)}))
+    m = ReportMultimodal(len(vocab), image_size=32, patch_size=8, width=32)
+    ids = data.text_ids[:4]
+    report_cosine_loss(m(data.images[:4], ids), ids).backward()   # its output is one number: the loss is 1 - sign
+    assert sum(float(p.grad.abs().sum()) for p in m.parameters() if p.grad is not None) == pytest.approx(0.0, abs=1e-6)
+    before = report_test_loss(m, data, batch_size=4, image_only=False)
+    losses = fit_report_model(m, data, epochs=2, batch_size=4, image_only=False)
+    assert len(losses) == 2 and report_test_loss(m, data, batch_size=4, image_only=False) == pytest.approx(before)
+    base = ReportImageOnly(32, 8, 32)   # the baseline's target is one constant direction: easy to reach
+    losses = fit_report_model(base, data, epochs=10, batch_size=4, lr=1e-2)
+    assert losses[-1] < 0.05 < losses[0]
+
+
+def test_flickr8k_helpers_live_in_data_which_does_not_import_retrieval():
+    import subprocess
+    import sys
+
+    import vlmid.data.flickr8k as F8
+    import vlmid.retrieval as R
+
+    assert R.load_flickr8k_splits is F8.load_flickr8k_splits and R.flickr8k_root is F8.flickr8k_root
+    assert R.FLICKR8K_SIZES == {"train": 6000, "val": 1000, "test": 1000}
+    code = "import sys, vlmid.data.flickr8k; assert 'vlmid.retrieval' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+
+
+# ------------------------------------------------------------------ notebook 04's computations, in the package
+def test_report_flops_accounting_reproduces_the_reported_numbers():
+    from vlmid.retrieval import (FLICKR8K_REPORT, report_flops, report_flops_table, report_mean_flops)
+
+    counts = report_flops(vocab_size=30)
+    assert counts["report baseline"] == 2 * 16 * 49 * (768 * 64 + 64 * 64)
+    # patch embedding + scorer on all 49 tokens, the text projection (the bilinear layer is not a matmul it counts)
+    assert counts["report pruned, keep 0.5"] == counts["report pruned, keep 1.0"] == \
+        2 * 16 * 49 * (768 * 64 + 64 * 16 + 16) + 2 * 16 * 50 * 64
+    assert report_mean_flops(16, 64) == 2 * 16 * 64
+    assert report_mean_flops(16, 64, text_width=50) == 2 * (16 * 64 + 16 * 50)
+    t = report_flops_table(counts)
+    assert list(t.columns) == ["model", "matmul_flops_batch16", "plus_means", "report_value", "per_image"]
+    # the report's two FLOPs counts, to the FLOP: matmuls of a batch of 16 plus the means
+    assert int(t.plus_means.iloc[0]) == FLICKR8K_REPORT["flops"][0] == 83_494_912
+    assert int(t.plus_means.iloc[1]) == FLICKR8K_REPORT["flops"][1] == 78_807_104
+    assert math.isnan(t.plus_means.iloc[2]) and t.per_image.iloc[0] == counts["report baseline"] / 16
+
+
+def test_report_patch_channels():
+    from vlmid.retrieval import report_patch_channels
+
+    assert report_patch_channels(112, 16) == dict(n_tokens=49, single_channel=47, rgb_patches=0)
+
+
+def test_report_miniature_and_failure_checks():
+    from vlmid.retrieval import report_failure_checks, train_report_miniature
+
+    ex = _examples(6)
+    vocab = build_vocab(c for e in ex for c in e.captions)
+    data = make_set(ex, vocab, RetrievalConfig(**{**CFG.__dict__, "vocab_size": len(vocab)}))
+    table, base, pruned = train_report_miniature(data, data, len(vocab), 32, 8, 32, epochs=2, batch_size=4, seed=0)
+    assert table.epoch.tolist() == [1, 2]
+    assert table.report_lossyness.tolist() == [lossyness(r.pruned_test_loss, r.baseline_test_loss) for r in table.itertuples()]
+    # the pruned model never trains: its test loss stays where the initial weights put it
+    assert table.pruned_test_loss.iloc[0] == pytest.approx(table.pruned_test_loss.iloc[1])
+    again, _, _ = train_report_miniature(data, data, len(vocab), 32, 8, 32, epochs=2, batch_size=4, seed=0)
+    assert again.equals(table)                                      # seeded: reproducible
+    facts = report_failure_checks(base, pruned, data, data, batch_size=4, pruned_test_loss=table.pruned_test_loss.iloc[-1])
+    v = facts.value.tolist()
+    assert len(v) == 6 and v[2] == pytest.approx(0.0, abs=1e-6)     # a constant output scores 0
+    assert v[3] == pytest.approx(v[4], abs=1e-6)                    # its loss is 1 - mean(sign(score))
+    assert v[5] == pytest.approx(0.0, abs=1e-6)                     # and it has no gradient
+
+
+def test_make_models_and_flops_table():
+    from vlmid.retrieval import flops_table, make_models, scorer_only_name
+
+    ms = make_models(CFG, [0.25, 0.5], seed=3, default_keep=0.5)
+    assert list(ms) == ["baseline", "keep 0.25", "keep 0.5", "keep 0.5, scorer only"] == \
+        ["baseline", "keep 0.25", "keep 0.5", scorer_only_name(0.5)]
+    so = ms[scorer_only_name(0.5)]
+    assert not so.image.fuse_rest and not so.image.explore and ms["keep 0.5"].image.fuse_rest
+    # one seed, one initialisation: the patch embedding is the same in every model
+    for m in ms.values():
+        assert torch.equal(m.image.patch_embed.weight, ms["baseline"].image.patch_embed.weight)
+    assert list(make_models(CFG, [0.25], seed=3, scorer_only=False)) == ["baseline", "keep 0.25"]
+    t = flops_table(ms, CFG)
+    assert (t.flops_measured == t.flops_predicted).all()
+    assert t.flops_ratio.iloc[0] == 1.0 and t.tokens_kept.tolist() == [16, 4, 8, 8]
+    assert t.token_ratio.tolist() == [1.0, 0.25, 0.5, 0.5]
+    assert t.flops_measured.iloc[1] < t.flops_measured.iloc[2] < t.flops_measured.iloc[0]
+
+
+def test_foreground_and_kept_token_table():
+    from vlmid.retrieval import foreground_tokens, kept_token_overlay, kept_token_table
+
+    images = torch.full((2, 3, 32, 32), -1.0)
+    images[:, :, :8, :8] = 1.0                                       # token 0 is the only foreground one
+    fg = foreground_tokens(images, 8)
+    assert fg.shape == (2, 16) and fg.sum().item() == 2 and fg[:, 0].all()
+    torch.manual_seed(0)
+    base, pr = baseline_model(CFG).eval(), pruned_model(CFG, 0.25).eval()
+    runs = [(0, "baseline", base, None), (0, "keep 0.25", pr, None)]
+    t = kept_token_table(runs, images, 8)
+    assert t.model.tolist() == ["keep 0.25"]                         # the baseline keeps everything: no row
+    assert t.foreground_share_of_all_tokens.iloc[0] == pytest.approx(1 / 16)
+    shown = kept_token_overlay(pr, images)
+    assert shown.shape == (2, 32, 32, 3) and float(shown.min()) >= 0 and float(shown.max()) <= 1
+    assert int((shown == 0.55).all(-1).sum()) == 2 * (16 - 4) * 64    # 12 dropped tokens of 8x8 px per image
+
+
+def test_data_tables_and_shared_captions():
+    from vlmid.retrieval import data_table, shared_caption_fraction
+
+    ex = _examples(4)
+    ex[1].captions[0] = ex[0].captions[0].upper()                     # the same words for two images
+    vocab = build_vocab(c for e in ex for c in e.captions)
+    data = make_set(ex, vocab, RetrievalConfig(**{**CFG.__dict__, "vocab_size": len(vocab)}))
+    # image 0 has that caption twice (captions 0 and 3): all three copies are ambiguous
+    assert shared_caption_fraction(data) == pytest.approx(3 / 20)
+    t = data_table({"train": ex * 2}, {"train": data})
+    assert t.iloc[0].to_dict() == dict(split="train", images_in_split=8, images_used=4, captions=20,
+                                       captions_per_image=5.0, shared_caption_fraction=pytest.approx(0.15))
+
+
+def test_result_tables_of_notebook_04():
+    from vlmid.retrieval import (chance_row, flops_table, paired_lossyness, retrieval_table, speed_table,
+                                 training_tables)
+
+    ex = _examples(6)
+    vocab = build_vocab(c for e in ex for c in e.captions)
+    cfg = RetrievalConfig(**{**CFG.__dict__, "vocab_size": len(vocab)})
+    data = make_set(ex, vocab, cfg)
+    torch.manual_seed(0)
+    ms = {"baseline": baseline_model(cfg), "keep 0.5": pruned_model(cfg, 0.5)}
+    logs = fit(ms, data, epochs=2, batch_size=4, progress=False)
+    runs = [(0, n, ms[n], logs[n]) for n in ms]
+    curves, epochs = training_tables(runs)
+    assert curves.step.tolist() == [1, 2, 3, 4] * 2 and curves.loss.tolist() == logs["baseline"].step_loss + logs["keep 0.5"].step_loss
+    assert epochs.epoch.tolist() == [1, 2, 1, 2] and epochs.seconds.tolist() == logs["baseline"].epoch_seconds + logs["keep 0.5"].epoch_seconds
+    flops = flops_table(ms, cfg)
+    q = retrieval_table(runs, data, flops)
+    assert q.model.tolist() == ["baseline", "keep 0.5"] and q.recall5.tolist() == ((q["i2t_R@5"] + q["t2i_R@5"]) / 2).tolist()
+    assert q.flops_ratio.tolist() == flops.flops_ratio.tolist() and q.train_seconds.iloc[0] == sum(logs["baseline"].epoch_seconds)
+    c = chance_row(6, 5)
+    assert c["seed"] == -1 and c["t2i_R@5"] == pytest.approx(5 / 6) and math.isnan(c["keep_ratio"])
+    q["recall5"] = [0.5, 0.4]
+    assert paired_lossyness(q) == pytest.approx([0.0, 0.2])
+    sp = speed_table(flops, q, {"baseline": 2e-3, "keep 0.5": 1e-3}, seed=0)
+    assert sp.model.tolist() == ["baseline", "keep 0.5"] and sp.encode_ms_per_image.tolist() == pytest.approx([2.0, 1.0])
+    assert sp.encode_time_ratio.tolist() == pytest.approx([1.0, 0.5]) and sp.epoch_time_ratio.iloc[0] == 1.0

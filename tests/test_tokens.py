@@ -106,7 +106,7 @@ def test_keep_one_equals_original(clip, pixels, method):
     ref = image_features(clip, pixels)
     with tokens.patched(clip, method, keep=1.0):
         out = image_features(clip, pixels)
-        assert tokens.config(clip).tokens_per_block == [N_PATCHES + 1] * (N_LAYERS + 1)
+        assert tokens.stats(clip).tokens_per_block == [N_PATCHES + 1] * (N_LAYERS + 1)
     assert torch.allclose(out, ref, atol=1e-5), (out - ref).abs().max()
 
 
@@ -138,6 +138,44 @@ def test_patched_context_restores_previous_patch(clip):
     tokens.unpatch(clip)
 
 
+def test_one_frozen_config_per_method_and_separate_stats(clip, pixels):
+    import dataclasses
+
+    with tokens.patched(clip, "fix_late", keep=0.5):
+        cfg = tokens.config(clip)
+        assert cfg == tokens.TopKConfig(name="fix_late", keep=0.5, keep_cls=False, positions=False, prenorm=False,
+                                        after_block=N_LAYERS // 2)
+        assert cfg.method == "topk" and not hasattr(cfg, "tokens_per_block")
+        assert tokens.stats(clip).tokens_per_block == []            # no forward yet
+        image_features(clip, pixels)
+        assert tokens.stats(clip).tokens_per_block == [64, 64, 33, 33, 33]
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            cfg.keep = 0.9
+    with tokens.patched(clip, "evit", keep=0.7):
+        assert tokens.config(clip) == tokens.EViTConfig(name="evit", keep=0.7, blocks=(1, 2, 3), fuse=True)
+    with tokens.patched(clip, "tome", keep=0.5, r=3, prop_attn=False):
+        assert tokens.config(clip) == tokens.ToMeConfig(name="tome", keep=0.5, r=3, prop_attn=False)
+    with tokens.patched(clip, "none"):
+        assert type(tokens.config(clip)) is tokens.NoneConfig and tokens.config(clip).method == "none"
+    assert tokens.config(clip) is None and tokens.stats(clip) is None
+    assert tokens.EViTConfig.options() == ("blocks", "fuse") and tokens.ToMeConfig.options() == ("r", "prop_attn")
+    assert tokens.TopKConfig.options() == ("keep_cls", "positions", "prenorm", "after_block")
+    assert tokens.EViTConfig(name="evit", keep=0.5, blocks=(1,)).as_dict() == dict(
+        name="evit", method="evit", keep=0.5, blocks=(1,), fuse=True)
+
+
+def test_options_of_another_method_are_rejected(clip):
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['r'\].*'evit'.*\['blocks', 'fuse'\]"):
+        tokens.patch(clip, "evit", keep=0.5, r=4)
+    with pytest.raises(ValueError, match=r"\['after_block', 'fuse'\].*'tome'"):
+        tokens.patch(clip, "tome", keep=0.5, fuse=False, after_block=1)
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['tokens_per_block'\]"):
+        tokens.patch(clip, "topk", keep=0.5, tokens_per_block=[])
+    with pytest.raises(ValueError, match="unknown option"):
+        tokens.patch(clip, "none", keep=1.0, blocks=(1,))
+    assert tokens.config(clip) is None
+
+
 def test_works_on_vision_model_alone(clip, pixels):
     tower = clip.vision_model
     with torch.no_grad():
@@ -157,16 +195,16 @@ def test_works_on_vision_model_alone(clip, pixels):
 def test_token_counts_per_block(clip, pixels, method, keep, expected):
     with tokens.patched(clip, method, keep=keep):
         image_features(clip, pixels)
-        assert tokens.config(clip).tokens_per_block == expected
+        assert tokens.stats(clip).tokens_per_block == expected
 
 
 def test_evit_blocks_and_tome_r_options(clip, pixels):
     with tokens.patched(clip, "evit", keep=0.5, blocks=(2,), fuse=False):
         image_features(clip, pixels)
-        assert tokens.config(clip).tokens_per_block == [65, 65, 65, 33, 33]
+        assert tokens.stats(clip).tokens_per_block == [65, 65, 65, 33, 33]
     with tokens.patched(clip, "tome", r=4):
         image_features(clip, pixels)
-        assert tokens.config(clip).tokens_per_block == [65, 61, 57, 53, 49]
+        assert tokens.stats(clip).tokens_per_block == [65, 61, 57, 53, 49]
 
 
 @pytest.mark.parametrize("method", ["fix_cls", "topk", "evit", "tome"])
@@ -191,7 +229,7 @@ def test_interpolated_positions_match_original(clip):
     ref = image_features(clip, px, interpolate_pos_encoding=True)
     with tokens.patched(clip, "evit", keep=1.0):
         assert torch.allclose(image_features(clip, px, interpolate_pos_encoding=True), ref, atol=1e-5)
-        assert tokens.config(clip).tokens_per_block[0] == (IMAGE // PATCH + 4) ** 2 + 1
+        assert tokens.stats(clip).tokens_per_block[0] == (IMAGE // PATCH + 4) ** 2 + 1
     with tokens.patched(clip, "evit", keep=1.0), pytest.raises(ValueError, match="interpolate_pos_encoding"):
         image_features(clip, px)
 
@@ -221,17 +259,35 @@ def test_pruning_cuts_flops(clip, pixels):
 
 
 # ---------------------------------------------------------------- notebook 03's table helpers
-def test_pareto_front_and_best_within():
+def test_best_within():
     import pandas as pd
 
     from vlmid.tokens import study
 
     t = pd.DataFrame({"variant": ["baseline", "a", "b", "c", "d"], "speedup": [1.0, 1.2, 1.6, 2.0, 1.5],
                       "flops_ratio": [1.0, 1.3, 1.7, 2.1, 1.9], "top1": [0.80, 0.80, 0.795, 0.30, 0.70]})
-    assert study.pareto_front(t)["variant"].tolist() == ["a", "b", "c"]   # d is beaten by b on both axes
     assert study.best_within(t, 0.80, 0.01)["variant"] == "b"
     assert study.best_within(t, 0.80, 0.0)["variant"] == "a"
     assert study.best_within(t, 0.90, 0.01) is None
+
+
+def test_failure_analysis_recovered_and_lost():
+    import pandas as pd
+
+    from vlmid.tokens import study
+
+    acc = pd.DataFrame({"label": ["baseline", "naive", "naive", "fix_cls", "topk", "topk", "topk - cls", "evit"],
+                        "keep": [1.0, 1.0, 0.5, 0.5, 1.0, 0.5, 0.5, 0.5],
+                        "top1": [0.9, 0.2, 0.1, 0.4, 0.85, 0.8, 0.3, 0.7]})
+    fa = study.failure_analysis(acc, keeps=[0.5], loo_keeps=[0.5])
+    assert fa["label"].tolist() == ["naive", "fix_cls", "topk", "topk", "topk - cls"]
+    assert fa["panel"].tolist() == [study.SINGLE_FIX_PANEL] * 3 + [study.LEAVE_ONE_OUT_PANEL] * 2
+    assert fa.index.tolist() == [2, 3, 5, 5, 6]                    # acc's index, topk in both panels
+    assert fa["recovered"].round(6).tolist() == [0.0, 0.3, 0.7, 0.7, 0.2]
+    assert fa["lost_vs_topk"].round(6).tolist() == [0.7, 0.4, 0.0, 0.0, 0.5]
+    both = study.failure_analysis(acc, keeps=[0.5], loo_keeps=[1.0])
+    assert both.query("label == 'naive'")["keep"].tolist() == [1.0, 0.5]
+    assert both.query("label == 'topk'")["recovered"].round(6).tolist() == [0.65, 0.7, 0.65, 0.7]
 
 
 class _Bundle:
@@ -270,11 +326,26 @@ def test_accuracy_grid_baseline_and_keep_one_agree(clip, zeroshot_set):
     assert acc.loc[2, "tokens_per_block"] == "65-65-34-19-11"
 
 
+def test_setup_from_bundle(clip, zeroshot_set):
+    from vlmid.tokens import study
+
+    bundle = _Bundle(clip)
+    bundle.image_size = IMAGE
+    s = study.Setup.from_bundle(bundle, zeroshot_set, batch_size=5)
+    assert s.tower is clip.vision_model and (s.n_layers, s.n_patches) == (N_LAYERS, N_PATCHES)
+    assert s.zs_pixels.shape == (12, 3, IMAGE, IMAGE) and torch.equal(s.zs_pixels, torch.stack(zeroshot_set.images))
+    assert torch.equal(s.pixels, s.zs_pixels[:5]) and not clip.training
+    assert s.describe("tiny", 1).startswith(f"tiny CLIP: {N_LAYERS} vision blocks, {N_PATCHES} patches + CLS at {IMAGE}px")
+    assert s.describe("tiny", 1).endswith("12 zero-shot images, 3 classes; timing on 1 thread(s)")
+
+
 def test_lowrank_projections_full_rank_matches_dense(clip, zeroshot_set):
     from vlmid.metrics import zeroshot_top1
     from vlmid.tokens import study
 
-    lr = study.lowrank_projections(_Bundle(clip), zeroshot_set, [16, 2], progress=False)  # projections 32 -> 16
+    from vlmid.compress.projections import lowrank_projections
+
+    lr = lowrank_projections(_Bundle(clip), zeroshot_set, [16, 2], progress=False)  # projections 32 -> 16
     assert lr["rank"].tolist() == ["full", 16, 2]
     assert lr.loc[0, "top1"] == zeroshot_top1(_Bundle(clip), zeroshot_set)       # the cached towers change nothing
     assert lr.loc[1, "top1"] == lr.loc[0, "top1"] and lr.loc[1, "rel_error_visual"] < 1e-5

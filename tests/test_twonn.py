@@ -172,3 +172,14 @@ def test_distance_matrix_only_runs():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert math.isfinite(distance_matrix_only(X, chunk_size=30))
+
+
+def test_validation_on_known_dimensions_recovers_them():
+    from vlmid.id.benchmark import known_dimension_sets, validate_on_known
+
+    sets = known_dimension_sets(400, seed=0)
+    assert [d for _, d in sets.values()] == [5, 4, 6, 2, 20]
+    table = validate_on_known(dict(list(sets.items())[:3]), n_bootstrap=10, seed=0)
+    assert list(table.data) == list(sets)[:3]
+    assert (table.rel_diff_vs_skdim < 1e-9).all()                 # the same fit as skdim's
+    assert ((table.twonn - table.true_dimension).abs() < 1.0).all()  # low dimensions come back

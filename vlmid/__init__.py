@@ -5,14 +5,23 @@ Where each idea lives:
 - ``vlmid.data``      Fashion-MNIST, the captioned scenes built from it, COCO / Flickr8k / CIFAR-10 loaders
 - ``vlmid.models``    the tiny BLIP and CLIP: their configs (``tiny``), vision pre-training with token labels
                       (``pretrain``), training loops (``train``), the build recipe (``build``), quality gates
-                      (``quality``), the shipped checkpoints (``zoo``); and the paper checkpoints (``paper``)
+                      (``quality``), the shipped checkpoints (``zoo``), which tower a module belongs to (``anatomy``);
+                      and the paper checkpoints (``paper``)
 - ``vlmid.metrics``   COCO caption metrics, the grounded caption score (garments, colours, count),
                       zero-shot accuracy, semantic similarity
 - ``vlmid.id``        TwoNN intrinsic dimension and the hooks that collect layer representations
 - ``vlmid.pruning``   magnitude / gradient / PLATON scores, the ID prior, global masks, cubic schedule
 - ``vlmid.tokens``    vision-token pruning and merging patches for CLIP
 - ``vlmid.compress``  quantization, low-rank factorization, layer dropping
-- ``vlmid.results``   atomic result files with provenance
+- ``vlmid.retrieval`` notebook 04: the Flickr8k-style baseline and token-pruned matching models, recall@K
+- ``vlmid.results``   atomic result files with provenance; ``vlmid.profiling`` the round-robin timing protocol,
+                      FLOPs, memory and parameter counts; ``vlmid.pareto`` the Pareto front of a trade-off table
+- ``vlmid.params``    each notebook's parameters as a dataclass: per-profile defaults, range checks, smoke sizes
+- ``vlmid.report``    every claim of the study, its anchor and the rule that decides its verdict
+- ``vlmid.pipeline``  runs the numbered notebooks headless (papermill); ``vlmid.paths`` where things live
+- ``vlmid.course``    course tooling: student handouts and the autograder
+
+The methods, the anchor numbers and the study's source documents are described in ``docs/``.
 """
 
 __version__ = "0.1.0"

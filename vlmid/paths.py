@@ -16,6 +16,14 @@ def results_dir(path: str | os.PathLike | None = None) -> Path:
     return Path(path or os.environ.get("VLMID_RESULTS") or REPO_ROOT / "results")
 
 
+def run_results_dir(profile: str = "tiny", smoke: bool = False, path: str | os.PathLike | None = None) -> Path:
+    """Where a run writes: ``path`` if given; else the results folder, ``smoke/`` below it for smoke
+    runs and ``paper/`` for the paper profile, so that neither ever overwrites the committed tiny results."""
+    if path is not None:
+        return Path(path)
+    return results_dir() / ("smoke" if smoke else "") / ("paper" if profile == "paper" else "")
+
+
 def data_dir(path: str | os.PathLike | None = None) -> Path:
     """Generated data and trained tiny models: ``path``, else ``$VLMID_DATA`` or ``<repo>/data``."""
     return Path(path or os.environ.get("VLMID_DATA") or REPO_ROOT / "data")

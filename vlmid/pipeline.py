@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from .paths import PROFILES, REPO_ROOT, results_dir
+from .paths import PROFILES, REPO_ROOT, run_results_dir
 from .results import git_commit, package_versions, write_json
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
@@ -50,7 +50,7 @@ def run(profile: str, seed: int, only: str | None = None, results: str | None = 
     if profile not in PROFILES:
         raise SystemExit(f"unknown profile {profile!r}: use one of {', '.join(PROFILES)}")
     todo = notebooks(only)
-    out_root = results_dir(results)
+    out_root = run_results_dir(profile, smoke, results)  # results/, results/smoke/ or results/paper/
     executed = out_root / "executed"
     executed.mkdir(parents=True, exist_ok=True)
     manifest_path = out_root / "manifest.json"
@@ -101,7 +101,8 @@ def main(argv=None) -> int:
     ap.add_argument("--profile", default="tiny", choices=PROFILES)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only", default=None, help="run one notebook by its number, e.g. 01")
-    ap.add_argument("--results", default=None, help="results folder (default: results/)")
+    ap.add_argument("--results", default=None,
+                    help="results folder (default: results/; smoke runs results/smoke/, the paper profile results/paper/)")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, for a quick end-to-end check")
     args = ap.parse_args(argv)
     return run(args.profile, args.seed, args.only, args.results, args.smoke)

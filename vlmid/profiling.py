@@ -5,7 +5,7 @@
                 Variant("evit 0.7", run=lambda: model(px), context=lambda: tokens.patched(model, "evit", keep=0.7))]
     df = profile_variants(variants, batch_size=len(px), repeats=10, warmup=3, threads=1)
 
-Why this protocol (REFERENCE.md sec. 10): on a shared machine, timing variants one after
+Why this protocol (docs/methods.md §10): on a shared machine, timing variants one after
 another lets load changes masquerade as speed-ups (a baseline timed first came out 30 %
 slower than it is). So all variants are warmed up, then timed round-robin, one call each
 per round, starting the round at a different variant each time; we report the median and
@@ -61,6 +61,11 @@ def count_flops(run: Callable[[], Any]) -> int:
     with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=_EXTRA_FORMULAS) as counter:
         run()
     return int(counter.get_total_flops())
+
+
+def n_parameters(module: torch.nn.Module) -> int:
+    """Every parameter of ``module`` (shared tensors counted once, as ``parameters()`` yields them)."""
+    return sum(p.numel() for p in module.parameters())
 
 
 def flops_by_op(run: Callable[[], Any]) -> dict[str, int]:

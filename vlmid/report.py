@@ -2,7 +2,7 @@
 
 For every notebook the report states the claims of the study it tests (and this
 repository's own targets), our measured value read from ``results/<notebook>/metrics.json``,
-the literature's value where one exists (REFERENCE.md), and a verdict that code computes
+the literature's value where one exists (`docs/methods.md`), and a verdict that code computes
 from a rule written beside it. A notebook without results says "not run yet"; nothing is
 ever filled in by hand.
 
@@ -50,9 +50,9 @@ class Row:
     notebook: str                 # "01"
     kind: str                     # "claim" of the study, or "target" of this repository
     statement: str                # what is claimed, in words
-    source: str                   # where the claim comes from (seed file, REFERENCE.md section)
+    source: str                   # where the claim comes from (a source document of docs/sources.md, a docs/methods.md section)
     measured: str                 # template over metrics.json: "{key:format}" (keys may contain dots)
-    anchor: str                   # the literature's value (REFERENCE.md section), "" when none
+    anchor: str                   # the literature's value (docs/methods.md section), "" when none
     rule: str                     # the verdict rule in words
     test: Callable[[dict], bool]  # the verdict rule in code, on the metrics dict
     needs: tuple[str, ...]        # metrics keys the template and rule read
@@ -68,7 +68,7 @@ NOTEBOOKS = (
     Notebook("02", "02_pruning_blip", "Pruning BLIP: magnitude, gradient, PLATON, with and without the ID prior",
              ("cider_vs_sparsity.png", "group_sparsity_at_40.png", "modality_sensitivity.png"), ("summary_at_40.csv",)),
     Notebook("03", "03_clip_token_pruning", "CLIP vision-token pruning",
-             ("failure_analysis.png", "pareto.png", "scaling.png"), ("seed_table.csv",)),
+             ("failure_analysis.png", "pareto.png", "scaling.png"), ("report_table.csv",)),
     Notebook("04", "04_flickr8k_token_pruned", "Flickr8k-style baseline vs token-pruned model",
              ("quality_vs_flops.png", "training_curves.png"), ("lossyness.csv",)),
     Notebook("05", "05_quantization_lowrank", "Quantization, layer dropping and low rank",
@@ -81,7 +81,8 @@ def _speedup_from_flops(ratio: float) -> float:
     return 1.0 / ratio if 0 < ratio < 1 else ratio
 
 
-# The claims and anchors are facts of the literature (REFERENCE.md, the seeds), not our results.
+# The claims and anchors are facts of the literature and the study's source documents
+# (docs/methods.md, docs/sources.md), not our results.
 ROWS = (
     # -- 00: the models every other notebook studies: quality gates a shortcut cannot pass ---------
     Row("00", "target", "The tiny BLIP names the garments it sees: on the 1000 test scenes (beam 3, max 20 "
@@ -114,122 +115,122 @@ ROWS = (
         ("build_seconds", "blip_params", "clip_params")),
     # -- 01: intrinsic dimension ------------------------------------------------------------------
     Row("01", "claim", "Visual layers have a higher ID than language layers; fusion layers lie in between",
-        "seeds 000/001; REFERENCE.md §1",
+        "ID-pruning study and notes; docs/methods.md §1",
         "mean ID: vision {id_vision_mean:.1f}, fusion {id_fusion_mean:.1f}, language {id_language_mean:.1f}",
-        "BLIP: visual 20-450, language 5-30, fusion in between (seed 000; REFERENCE.md §1)",
+        "BLIP: visual 20-450, language 5-30, fusion in between (ID-pruning study; docs/methods.md §1)",
         "mean ID vision > fusion > language",
         lambda m: m["id_vision_mean"] > m["id_fusion_mean"] > m["id_language_mean"],
         ("id_vision_mean", "id_fusion_mean", "id_language_mean")),
     Row("01", "claim", "ID ranges: visual layers 20-450, language layers 5-30",
-        "seed 000; REFERENCE.md §1", "max ID: vision {id_vision_max:.1f}, language {id_language_max:.1f}",
-        "visual 20-450, language 5-30 (BLIP, seed 000; REFERENCE.md §1)",
+        "ID-pruning study; docs/methods.md §1", "max ID: vision {id_vision_max:.1f}, language {id_language_max:.1f}",
+        "visual 20-450, language 5-30 (BLIP, ID-pruning study; docs/methods.md §1)",
         "20 <= max vision ID <= 450 and 5 <= max language ID <= 30",
         lambda m: 20 <= m["id_vision_max"] <= 450 and 5 <= m["id_language_max"] <= 30,
         ("id_vision_max", "id_language_max")),
     Row("01", "claim", "Visual layers' ID rises then falls (hunchback); language layers' ID is flat",
-        "seed 000; REFERENCE.md §1",
+        "ID-pruning study; docs/methods.md §1",
         "BLIP profile shapes: vision {id_vision_shape}, language {id_language_shape}, fusion {id_fusion_shape}",
         "hunchback in trained networks (Ansuini et al. 2019); expand early, contract mid-depth in large "
-        "transformers (Valeriani et al. 2023) (REFERENCE.md §1)",
+        "transformers (Valeriani et al. 2023) (docs/methods.md §1)",
         "vision shape is 'hunchback' and language shape is 'flat' (differences beyond the bootstrap noise)",
         lambda m: m["id_vision_shape"] == "hunchback" and m["id_language_shape"] == "flat",
         ("id_vision_shape", "id_language_shape", "id_fusion_shape")),
     Row("01", "target", "Our TwoNN equals skdim's within 1 % and is >= 2x faster (5000 x 768)",
-        "issue 4; REFERENCE.md §1",
+        "docs/methods.md §1",
         "relative difference {twonn_rel_diff_vs_skdim:.1e}, speed-up {twonn_speedup_vs_skdim:.2f}x",
-        "measured before on this machine: 16.36 vs 16.36, 1.5-2.4x faster (2000 points; REFERENCE.md §1)",
+        "measured before on this machine: 16.36 vs 16.36, 1.5-2.4x faster (2000 points; docs/methods.md §1)",
         "relative difference <= 1 % and speed-up >= 2",
         lambda m: abs(m["twonn_rel_diff_vs_skdim"]) <= 0.01 and m["twonn_speedup_vs_skdim"] >= 2,
         ("twonn_rel_diff_vs_skdim", "twonn_speedup_vs_skdim")),
     # -- 02: ID-guided pruning --------------------------------------------------------------------
     Row("02", "claim", "At 40 % sparsity pruning keeps nearly all of dense CIDEr (the study: -1.9 of ~133)",
-        "seed 000; REFERENCE.md §2; issue 5",
+        "ID-pruning study; docs/methods.md §2",
         "{best_method_at_40}: {best_cider_retained_at_40:.1%} of dense CIDEr-D {dense_cider:.3f}",
-        "BLIP-base on COCO: -1.9 CIDEr at 40 % (98.6 % kept; REFERENCE.md §2); "
-        "UPop 2x structured: SPICE 23.8 -> 23.3 (REFERENCE.md §4)",
+        "BLIP-base on COCO: -1.9 CIDEr at 40 % (98.6 % kept; docs/methods.md §2); "
+        "UPop 2x structured: SPICE 23.8 -> 23.3 (docs/methods.md §4)",
         "best method keeps >= 98 % of dense CIDEr-D",
         lambda m: m["best_cider_retained_at_40"] >= 0.98,
         ("best_method_at_40", "best_cider_retained_at_40", "dense_cider")),
     Row("02", "claim", "ID-aware pruning beats plain magnitude, gradient and PLATON scores",
-        "seed 000; REFERENCE.md §2", "mean CIDEr-D change from the ID prior at 40 %: {id_prior_gain_at_40:+.4f} "
+        "ID-pruning study; docs/methods.md §2", "mean CIDEr-D change from the ID prior at 40 %: {id_prior_gain_at_40:+.4f} "
         "(largest seed half-range {seed_spread_at_40:.3f})",
         "", "mean change over the three base scores > 0 and larger than the seed spread",
         lambda m: m["id_prior_gain_at_40"] > m["seed_spread_at_40"], ("id_prior_gain_at_40", "seed_spread_at_40")),
     Row("02", "claim", "Language layers tolerate more pruning than visual layers",
-        "seeds 000/001; REFERENCE.md §2",
+        "ID-pruning study and notes; docs/methods.md §2",
         "CIDEr-D at 40 %: vision-only pruned {vision_only_cider_at_40:.3f}, "
         "language-only pruned {language_only_cider_at_40:.3f} (largest seed half-range {seed_spread_at_40:.3f})",
         "", "language-only pruning keeps a higher CIDEr-D than vision-only pruning, by more than the seed spread",
         lambda m: m["language_only_cider_at_40"] - m["vision_only_cider_at_40"] > m["seed_spread_at_40"],
         ("vision_only_cider_at_40", "language_only_cider_at_40", "seed_spread_at_40")),
     Row("02", "claim", "BLIP-base on COCO Karpathy loses only 1.9 CIDEr at 40 % sparsity (absolute)",
-        "seed 000; REFERENCE.md §2",
+        "ID-pruning study; docs/methods.md §2",
         "dense CIDEr-D {dense_cider:.3f}, {best_cider_retained_at_40:.1%} kept",
-        "CIDEr 133.3 -> about 131.4 (REFERENCE.md §2, §7)",
+        "CIDEr 133.3 -> about 131.4 (docs/methods.md §2, §7)",
         "paper profile only: loss <= 2.9 CIDEr points (1.9 + 1 point tolerance, x100 scale)",
         lambda m: 100 * m["dense_cider"] * (1 - m["best_cider_retained_at_40"]) <= 2.9,
         ("dense_cider", "best_cider_retained_at_40"), paper_only=True),
     # -- 03: vision-token pruning -----------------------------------------------------------------
     Row("03", "claim", "Naive token pruning at keep 0.5 (L2 norm, summary token for CLS) collapses "
-        "zero-shot accuracy while saving latency", "seed 002; REFERENCE.md §5",
+        "zero-shot accuracy while saving latency", "CLIP token report; docs/methods.md §5",
         "top-1 {baseline_top1:.1%} -> {naive_top1_keep_0.5:.1%}; throughput x{naive_speedup_keep_0.5:.2f}",
-        "CLIP ViT-B/16, CIFAR-10: 88 % -> 10 % (chance), latency 81 -> 46 ms (seed 002; REFERENCE.md §5)",
+        "CLIP ViT-B/16, CIFAR-10: 88 % -> 10 % (chance), latency 81 -> 46 ms (CLIP token report; docs/methods.md §5)",
         "naive top-1 <= chance + 10 points or <= half the baseline, and speed-up > 1",
         lambda m: (m["naive_top1_keep_0.5"] <= CHANCE_10_CLASSES + 0.10
                    or m["naive_top1_keep_0.5"] <= m["baseline_top1"] / 2) and m["naive_speedup_keep_0.5"] > 1,
         ("baseline_top1", "naive_top1_keep_0.5", "naive_speedup_keep_0.5")),
     Row("03", "target", "A token-reduction variant reaches >= 1.5x throughput (or FLOPs reduction) "
-        "at <= 1 point top-1 loss, without fine-tuning", "issue 6; REFERENCE.md §5",
+        "at <= 1 point top-1 loss, without fine-tuning", "docs/methods.md §5",
         "{best_variant}: x{best_speedup_within_1pt:.2f} throughput; "
         "{best_flops_variant}: {best_flops_ratio_within_1pt:.2f}x fewer FLOPs",
         "ToMe off the shelf, ViT-B/16 ImageNet: 1.65x at -2.0 points; EViT DeiT-S keep 0.7: "
-        "+50 % throughput at -0.3 points after training (REFERENCE.md §5)",
+        "+50 % throughput at -0.3 points after training (docs/methods.md §5)",
         "throughput ratio >= 1.5 or FLOPs reduction >= 1.5",
         lambda m: m["best_speedup_within_1pt"] >= 1.5
         or _speedup_from_flops(m["best_flops_ratio_within_1pt"]) >= 1.5,
         ("best_variant", "best_speedup_within_1pt", "best_flops_variant", "best_flops_ratio_within_1pt"),
         if_null=("no variant stays within 1 point of the baseline", False)),
     # -- 04: the Flickr8k-style comparison --------------------------------------------------------
-    Row("04", "claim", "Token pruning lowers the FLOPs per image", "seed 003",
-        "FLOPs pruned / baseline {flops_ratio:.3f}", "83,494,912 -> 78,807,104 (ratio 0.944; seed 003)",
+    Row("04", "claim", "Token pruning lowers the FLOPs per image", "Flickr8k report",
+        "FLOPs pruned / baseline {flops_ratio:.3f}", "83,494,912 -> 78,807,104 (ratio 0.944; Flickr8k report)",
         "FLOPs ratio < 1", lambda m: m["flops_ratio"] < 1, ("flops_ratio",)),
-    Row("04", "claim", "Token pruning cuts training time about 13-fold", "seed 003",
+    Row("04", "claim", "Token pruning cuts training time about 13-fold", "Flickr8k report",
         "training time pruned / baseline {train_time_ratio:.3f}",
-        "714 s -> 54.7 s (ratio 0.077, first epoch's one-off cost included; seed 003)",
+        "714 s -> 54.7 s (ratio 0.077, first epoch's one-off cost included; Flickr8k report)",
         "training-time ratio <= 0.1", lambda m: m["train_time_ratio"] <= 0.1, ("train_time_ratio",)),
-    Row("04", "claim", "Token pruning costs considerable quality", "seed 003",
+    Row("04", "claim", "Token pruning costs considerable quality", "Flickr8k report",
         "recall@5 {baseline_recall5:.1%} -> {pruned_recall5:.1%}; lossy-ness {lossyness:+.3f}",
-        "test loss 0.0007 -> 0.5050 and lossy-ness -704, from two different objectives (seed 003)",
+        "test loss 0.0007 -> 0.5050 and lossy-ness -704, from two different objectives (Flickr8k report)",
         "lossy-ness (1 - pruned / baseline recall@5) > 0.05",
         lambda m: m["lossyness"] > 0.05, ("baseline_recall5", "pruned_recall5", "lossyness")),
-    Row("04", "claim", "The token-pruned model's lossy-ness is -704 (test loss 0.0007 vs 0.5050)", "seed 003",
-        "the seed's setup rebuilt in miniature: {seed_miniature_lossyness:+.0f}; "
+    Row("04", "claim", "The token-pruned model's lossy-ness is -704 (test loss 0.0007 vs 0.5050)", "Flickr8k report",
+        "the report's setup rebuilt in miniature: {report_setup_lossyness:+.0f}; "
         "on recall@5 with one objective: {lossyness:+.3f}",
-        "-704 (seed 003)", "the rebuilt seed setup gives a lossy-ness below -10 (a ratio of two unrelated losses)",
-        lambda m: m["seed_miniature_lossyness"] < -10, ("seed_miniature_lossyness", "lossyness")),
+        "-704 (Flickr8k report)", "the rebuilt report setup gives a lossy-ness below -10 (a ratio of two unrelated losses)",
+        lambda m: m["report_setup_lossyness"] < -10, ("report_setup_lossyness", "lossyness")),
     # -- 05: quantization and low rank ------------------------------------------------------------
     Row("05", "claim", "Quantization saves the most memory: 8-bit about 29 %, 4-bit about 18 % of the fp32 size",
-        "seed 004; REFERENCE.md §6; issue 8",
+        "compression slides; docs/methods.md §6",
         "int8 {int8_bytes_ratio:.1%}, nf4 {nf4_bytes_ratio:.1%} of the quantized layers' fp32 bytes",
-        "Qwen2-VL-2B: 6.17 GB -> 1.77 GB (8-bit), 1.12 GB (4-bit) (seed 004)",
+        "Qwen2-VL-2B: 6.17 GB -> 1.77 GB (8-bit), 1.12 GB (4-bit) (compression slides)",
         "int8 <= 30 % and nf4 <= 20 %", lambda m: m["int8_bytes_ratio"] <= 0.30 and m["nf4_bytes_ratio"] <= 0.20,
         ("int8_bytes_ratio", "nf4_bytes_ratio")),
-    Row("05", "claim", "Quantization keeps the quality (accuracy similar or slightly lower)", "seed 004",
+    Row("05", "claim", "Quantization keeps the quality (accuracy similar or slightly lower)", "compression slides",
         "CIDEr-D fp32 {fp32_cider:.3f}, int8 {int8_cider:.3f}, nf4 {nf4_cider:.3f}", "",
         "int8 keeps >= 95 % of fp32 CIDEr-D", lambda m: m["int8_cider"] >= 0.95 * m["fp32_cider"],
         ("fp32_cider", "int8_cider", "nf4_cider")),
     Row("05", "claim", "Activation-aware SVD keeps more quality than plain SVD at the same size",
-        "REFERENCE.md §6 (ASVD, SVD-LLM); issue 8",
+        "docs/methods.md §6 (ASVD, SVD-LLM)",
         "CIDEr-D at the same mid size: plain {svd_plain_cider:.3f}, activation-aware {svd_aware_cider:.3f}; "
         "of {svd_sizes:.0f} sizes, activation-aware ahead beyond the noise at {svd_aware_wins:.0f}, behind at "
         "{svd_aware_losses:.0f}; lower reference NLL at {svd_aware_nll_wins:.0f}",
-        "plain SVD collapses at high compression, activation-aware variants hold up (REFERENCE.md §6)",
+        "plain SVD collapses at high compression, activation-aware variants hold up (docs/methods.md §6)",
         "activation-aware never behind plain SVD and ahead at one size or more (CIDEr-D, paired bootstrap 95 %)",
         lambda m: m["svd_aware_losses"] == 0 and m["svd_aware_wins"] >= 1,
         ("svd_plain_cider", "svd_aware_cider", "svd_aware_wins", "svd_aware_losses", "svd_aware_nll_wins",
          "svd_sizes")),
     Row("05", "claim", "Dropping half the decoder layers (then fine-tuning) keeps the most quality "
-        "of the compression methods", "seed 004",
+        "of the compression methods", "compression slides",
         "CIDEr-D layer drop {layerdrop_cider:.3f} vs int8 {int8_cider:.3f}, nf4 {nf4_cider:.3f}, "
         "SVD {svd_plain_cider:.3f} / {svd_aware_cider:.3f}", "",
         "layer drop >= every other method's CIDEr-D",
@@ -377,7 +378,7 @@ def render_report(results_dir: str | Path | None = None) -> str:
            "Generated by `python -m vlmid.report` from `results/*/metrics.json` and the CSV and PNG "
            "files beside them: do not edit by hand. Each verdict is computed by code from the rule "
            "shown with it (`vlmid/report.py`); the anchors and claims are values from the literature "
-           "and the study's seeds (see `REFERENCE.md`), not our results. A notebook that has not "
+           "and the study's source documents (see `docs/methods.md` and `docs/sources.md`), not our results. A notebook that has not "
            "written its results says *not run yet*.", "",
            f"Summary: {_verdict_counts(root)}.", "",
            "## Headline", "", headline_table(root)]
@@ -442,13 +443,18 @@ def replace_section(text: str, section: str) -> str:
     return text[: start + len(README_START)] + section + text[end:]
 
 
-def write_report(results_dir: str | Path | None = None, readme: str | Path | None = None) -> Path:
-    """Write ``<results>/REPORT.md`` and refresh the README's results section; return the report path."""
+def write_report(results_dir: str | Path | None = None, readme: str | Path | None = None,
+                 update_readme: bool = True) -> Path:
+    """Write ``<results>/REPORT.md`` and (``update_readme``) refresh the README's results section;
+    return the report path. The README shows the committed tiny results only: a paper run's report
+    (``results/paper/``) is written with ``update_readme=False``."""
     from .results import atomic_write
 
     root = Path(default_results_dir(results_dir))
     report = atomic_write(root / "REPORT.md", lambda f: f.write(render_report(root)))
     readme = Path(readme) if readme is not None else REPO_ROOT / "README.md"
+    if not update_readme:
+        return report
     if readme.exists():
         text = readme.read_text()
         try:
@@ -467,8 +473,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m vlmid.report", description=__doc__.splitlines()[0])
     ap.add_argument("--results", default=None, help="results folder (default: results/)")
     ap.add_argument("--readme", default=None, help="README to update (default: the repository's README.md)")
+    ap.add_argument("--no-readme", action="store_true", help="write the report only (e.g. of a paper run)")
     args = ap.parse_args(argv)
-    path = write_report(args.results, args.readme)
+    path = write_report(args.results, args.readme, update_readme=not args.no_readme)
     print(f"wrote {path}: {_verdict_counts(path.parent)}")
     return 0
 

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from .paths import REPO_ROOT, check_profile, results_dir
+from .paths import REPO_ROOT, check_profile, results_dir, run_results_dir
 
 CONSTRAINTS = REPO_ROOT / "constraints.txt"  # the pinned environment run_all.sh installs
 KEY_PACKAGES = ("torch", "transformers", "numpy", "scikit-dimension", "bitsandbytes",
@@ -216,8 +216,8 @@ class ResultWriter:
                  smoke: bool = False, **extra: Any):
         check_profile(profile)
         self.name = name
-        # smoke runs never overwrite the real results: they go to results/smoke/ unless told otherwise
-        base = results_dir(root) if root is not None else results_dir() / ("smoke" if smoke else "")
+        # smoke and paper runs never overwrite the committed tiny results: results/smoke/, results/paper/
+        base = results_dir(root) if root is not None else run_results_dir(profile, smoke)
         self.dir = base / name
         self.dir.mkdir(parents=True, exist_ok=True)
         self._t0 = time.perf_counter()

@@ -1,11 +1,16 @@
-"""Compression of a trained VLM, seed 004's comparison on one model and one evaluation.
+"""Compression of a trained VLM, the compression slides' comparison on one model and one evaluation.
 
 - :mod:`vlmid.compress.quantize`   bf16, torch.ao int8 dynamic, bitsandbytes LLM.int8 / nf4 / fp4,
                                    and ``stored_bytes`` (the real bytes of what a model stores)
 - :mod:`vlmid.compress.lowrank`    Linear -> two Linears by SVD, rank by retained spectral energy;
                                    plain, ASVD-scaled and SVD-LLM-whitened; save / load with shape metadata
 - :mod:`vlmid.compress.layerdrop`  delete decoder layers (every second one), then a short fine-tune
-- :mod:`vlmid.compress.bench`      plug and play: ModelAdapter x method x Benchmark -> one table
+- :mod:`vlmid.compress.adapters`   one interface per model family (BLIP captioner, CLIP, Qwen2-VL)
+- :mod:`vlmid.compress.methods`    compression methods as functions adapter -> adapter
+- :mod:`vlmid.compress.benchmarks` captioning and zero-shot scores of an adapter
+- :mod:`vlmid.compress.projections` the CLIP token report's Extension B: CLIP's projections made low-rank
+- :mod:`vlmid.compress.bench`      plug and play: adapter x method x benchmark -> one table, and
+                                   the functions that read it (Pareto fronts, paired SVD table, headline)
 
     from vlmid.compress import bench
     ad = bench.CaptionerAdapter(cap, calib=train_examples, timing_images=images[:8])

@@ -1,6 +1,6 @@
 """Layer dropping: delete whole decoder layers, then heal the model with a short fine-tune.
 
-Seed 004 deleted half of Phi-3.5's 32 decoder layers and fine-tuned on each benchmark. Here
+The compression slides deleted half of Phi-3.5's 32 decoder layers and fine-tuned on each benchmark. Here
 ``drop_layers(model, [...])`` removes chosen layers of a transformer's layer stack (BLIP's
 text decoder by default), renumbering what the KV cache needs, and ``finetune`` trains the
 smaller model for a few steps on the captioning loss ``cap.loss(images, captions)``.
@@ -37,7 +37,7 @@ def decoder_layers_path(model: nn.Module) -> str:
 
 
 def last_layers(model: nn.Module, k: int = 1, path: str | None = None) -> list[str]:
-    """Glob patterns naming the last ``k`` decoder layers (to keep them dense, as seed 004 did)."""
+    """Glob patterns naming the last ``k`` decoder layers (to keep them dense, as the compression slides did)."""
     path = path or decoder_layers_path(model)
     n = len(model.get_submodule(path))
     return [f"{path}.{i}.*" for i in range(max(0, n - k), n)]
@@ -46,7 +46,7 @@ def last_layers(model: nn.Module, k: int = 1, path: str | None = None) -> list[s
 def output_head(model: nn.Module) -> list[str]:
     """Module prefixes of the language-model head, the layers after the decoder stack.
 
-    A compression method that keeps "the last layers" dense (seed 004; ASVD and SVD-LLM never
+    A compression method that keeps "the last layers" dense (the compression slides; ASVD and SVD-LLM never
     factorize the head either) should keep these too: BLIP's head has a 128 x 128 transform in
     front of the vocabulary projection that is not part of any decoder layer.
     """

@@ -4,7 +4,7 @@ A Linear ``y = W x + b`` with ``W`` of shape (out, in) becomes two Linears,
 ``y = U_r (V_r^T x) + b``, storing ``r (in + out)`` numbers instead of ``in * out``; it
 pays only when ``r < in * out / (in + out)``.
 
-Plain SVD (seed 004) keeps the ``r`` largest singular values of ``W``, choosing ``r`` per
+Plain SVD (the compression slides) keeps the ``r`` largest singular values of ``W``, choosing ``r`` per
 layer as the smallest rank that retains a fraction ``energy`` of the spectrum's energy,
 
     r(W) = min { r : sum_{i<=r} s_i^2 >= energy * sum_i s_i^2 }.
@@ -23,6 +23,11 @@ inputs ``X`` it actually sees. Activation-aware variants factorize ``W S`` inste
 is how plain and activation-aware are compared at equal parameter count. ``save_lowrank`` /
 ``load_lowrank`` store the factorized weights with the plan as shape metadata and patch an
 identical fresh model back into that shape on load.
+
+Measuring a factorization (notebook 05): ``energy_rank_table`` (the rank each energy keeps, per
+Linear, against its break-even rank), ``capture_inputs`` (the inputs a module really receives),
+``relative_output_errors`` (``||(W - W_r) X|| / ||W X||`` of each method at one rank) and
+``token_output_errors`` (the same error split by token type, ``[CLS]`` against patches).
 """
 from __future__ import annotations
 
@@ -36,7 +41,8 @@ from torch import nn
 
 from .quantize import _set_module, linear_names
 
-__all__ = ["LowRankLinear", "retained_energy_rank", "factorize_linear", "collect_input_stats",
+__all__ = ["LowRankLinear", "retained_energy_rank", "breakeven_rank", "max_saving_rank", "factorize_linear", "collect_input_stats",
+           "capture_inputs", "energy_rank_table", "relative_output_errors", "token_output_errors",
            "plan_ranks", "factorize", "plan_params", "save_lowrank", "load_lowrank", "METHODS"]
 
 METHODS = ("plain", "asvd", "whiten")
@@ -121,36 +127,122 @@ def factorize_linear(linear: nn.Linear, rank: int | None = None, energy: float |
     return lr.to(device)
 
 
+def _run_with_input_hooks(model: nn.Module, run: Callable[[], None], names: Iterable[str],
+                          record: Callable[[str, torch.Tensor], None]) -> None:
+    """Run ``run()`` with a forward pre-hook on each named module calling ``record(name, first_input)``;
+    the hooks are removed afterwards, whatever happens."""
+    hooks = [model.get_submodule(n).register_forward_pre_hook(lambda mod, args, n=n: record(n, args[0].detach()))
+             for n in names]
+    try:
+        run()
+    finally:
+        for h in hooks:
+            h.remove()
+
+
 @torch.no_grad()
 def collect_input_stats(model: nn.Module, run: Callable[[], None], names: Iterable[str],
                         gram: bool = True) -> dict[str, dict]:
     """Run ``run()`` (forward passes over calibration data) and record, for each named Linear,
     the number of input rows, ``sum |x|`` per channel (ASVD) and ``X^T X`` (whitening)."""
     stats: dict[str, dict] = {}
-    hooks = []
 
-    def make_hook(name):
-        def hook(mod, args):
-            x = args[0].detach().reshape(-1, args[0].shape[-1]).double()
-            st = stats.setdefault(name, {"count": 0, "abs_sum": 0.0, "gram": 0.0})
-            st["count"] += x.shape[0]
-            st["abs_sum"] = st["abs_sum"] + x.abs().sum(0).cpu()
-            if gram:
-                st["gram"] = st["gram"] + (x.T @ x).cpu()
-        return hook
+    def record(name, x):
+        x = x.reshape(-1, x.shape[-1]).double()
+        st = stats.setdefault(name, {"count": 0, "abs_sum": 0.0, "gram": 0.0})
+        st["count"] += x.shape[0]
+        st["abs_sum"] = st["abs_sum"] + x.abs().sum(0).cpu()
+        if gram:
+            st["gram"] = st["gram"] + (x.T @ x).cpu()
 
-    for n in names:
-        hooks.append(model.get_submodule(n).register_forward_pre_hook(make_hook(n)))
-    try:
-        run()
-    finally:
-        for h in hooks:
-            h.remove()
+    _run_with_input_hooks(model, run, names, record)
     return stats
 
 
-def _breakeven(lin: nn.Linear) -> int:
-    """Largest rank at which two factors store fewer weights than the dense matrix."""
+@torch.no_grad()
+def capture_inputs(model: nn.Module, run: Callable[[], None], name: str, flatten: bool = False) -> torch.Tensor:
+    """The inputs the module ``name`` of ``model`` receives while ``run()`` runs, concatenated over its calls.
+
+    ``collect_input_stats`` keeps only sums; this keeps the activations themselves, to measure a
+    factorized layer on them. ``flatten=True``: one row per token, ``(rows, in_features)``, moved to the
+    CPU; ``flatten=False``: the input's own shape and device (e.g. ``(images, 1 + patches, width)`` for a
+    vision layer, the token axis kept for ``token_output_errors``)."""
+    xs: list[torch.Tensor] = []
+
+    def record(_, x):
+        xs.append(x.reshape(-1, x.shape[-1]).cpu() if flatten else x)
+
+    _run_with_input_hooks(model, run, [name], record)
+    if not xs:
+        raise ValueError(f"module {name!r} received no input while run() ran")
+    return torch.cat(xs)
+
+
+def energy_rank_table(model: nn.Module, energies: Iterable[float], skip: Iterable[str] = ()):
+    """One row per (Linear, energy): ``layer``, ``tower`` ("vision" or "text", by
+    ``vlmid.models.anatomy.module_group``), ``energy``, the ``rank`` retaining that energy of the plain
+    spectrum, and ``rank_over_breakeven`` (above 1: factorizing that layer would grow it). A DataFrame."""
+    import pandas as pd
+
+    from ..models.anatomy import module_group
+
+    energies = list(energies)
+    rows = []
+    for n in linear_names(model, skip):
+        W = model.get_submodule(n).weight.detach().double().cpu()
+        s = torch.linalg.svdvals(W)
+        brk = breakeven_rank(W.shape[0], W.shape[1])
+        tower = "vision" if module_group(n) == "vision" else "text"
+        for e in energies:
+            r = retained_energy_rank(s, e)
+            rows.append({"layer": n, "tower": tower, "energy": e, "rank": r, "rank_over_breakeven": r / brk})
+    return pd.DataFrame(rows, columns=["layer", "tower", "energy", "rank", "rank_over_breakeven"])
+
+
+@torch.no_grad()
+def relative_output_errors(linear: nn.Linear, X: torch.Tensor, rank: int, stats: dict | None = None,
+                           methods: Iterable[str] = METHODS) -> list[dict]:
+    """``||(W - W_r) X||_F / ||W X||_F`` (bias included on both sides) of each factorization method at one
+    ``rank``, on inputs ``X`` (rows: tokens); ``stats``: ``collect_input_stats(..., gram=True)`` of that layer.
+    Rows ``{"method", "rank", "relative_output_error"}``, in ``methods`` order."""
+    Y = linear(X)
+    return [{"method": m, "rank": rank, "relative_output_error": float(
+        (factorize_linear(linear, rank=rank, method=m, stats=stats)(X) - Y).norm() / Y.norm())}
+        for m in methods]
+
+
+@torch.no_grad()
+def token_output_errors(dense: nn.Module, approx: dict[str, nn.Module], X: torch.Tensor,
+                        parts: Iterable[str] = ("query", "key", "value")) -> list[dict]:
+    """A layer's relative squared output error split by token type: ``[CLS]`` (token 0) against the rest.
+
+    ``X``: ``(images, 1 + patches, width)`` inputs of the layer (``capture_inputs(..., flatten=False)``);
+    ``approx``: variant name -> the factorized stand-in of ``dense``. The output is split into equal
+    ``parts`` along its last axis (a fused q/k/v projection: three). One row per variant and part,
+    ``{"variant", "part", "CLS", "patches"}``, each ``sum ||y - y_r||^2 / sum ||y||^2`` over those tokens."""
+    parts = list(parts)
+    Y = dense(X)
+    d = Y.shape[-1] // len(parts)
+    rows = []
+    for variant, layer in approx.items():
+        Yr = layer(X)
+        for j, part in enumerate(parts):
+            err = ((Y - Yr)[..., j * d:(j + 1) * d] ** 2).sum(-1)
+            ref = (Y[..., j * d:(j + 1) * d] ** 2).sum(-1)
+            rows.append({"variant": variant, "part": part,
+                         "CLS": float(err[:, 0].sum() / ref[:, 0].sum()),
+                         "patches": float(err[:, 1:].sum() / ref[:, 1:].sum())})
+    return rows
+
+
+def breakeven_rank(out_features: int, in_features: int) -> float:
+    """The rank at which two factors (``r (d_in + d_out)`` weights) store as many weights as the dense
+    ``d_out x d_in`` matrix; factorizing saves weights only below it."""
+    return out_features * in_features / (out_features + in_features)
+
+
+def max_saving_rank(lin: nn.Linear) -> int:
+    """Largest rank at which two factors store fewer weights than the dense matrix (below the break-even)."""
     return (lin.in_features * lin.out_features - 1) // (lin.in_features + lin.out_features)
 
 
@@ -161,7 +253,7 @@ def plan_ranks(model: nn.Module, energy: float, skip: Iterable[str] = (), only_i
     for n in linear_names(model, skip):
         lin = model.get_submodule(n)
         r = retained_energy_rank(torch.linalg.svdvals(lin.weight.data.double().cpu()), energy)
-        if only_if_smaller and r > _breakeven(lin):
+        if only_if_smaller and r > max_saving_rank(lin):
             continue
         plan[n] = {"in_features": lin.in_features, "out_features": lin.out_features,
                    "rank": r, "bias": lin.bias is not None}

@@ -10,10 +10,16 @@ The text files may sit in ``root`` or in ``root/Flickr8k_text/``. :func:`write_f
 writes any captioned examples in exactly this format, so our own scenes and the real
 Flickr8k go through the same loader. Unreadable or missing images are skipped and
 counted (``.skipped`` / ``.skipped_files`` on the returned list), never fatal.
+
+At the end of the file, where Flickr8k lives on disk for each profile: :func:`flickr8k_root`
+(paper: ``$VLMID_PAPER_DATA/flickr8k``; tiny: our captioned scenes, written once in this
+format by :func:`write_scenes_as_flickr8k`) and :func:`load_flickr8k_splits`, which reads
+several splits from whichever it is.
 """
 from __future__ import annotations
 
 import os
+import shutil
 from collections import defaultdict
 from pathlib import Path
 from typing import Callable, Hashable
@@ -147,3 +153,56 @@ def write_flickr8k(examples, root: str | os.PathLike,
     for split, file in SPLIT_FILES.items():
         (root / file).write_text("".join(f"{x}\n" for x in split_names[split]), encoding="utf-8")
     return root
+
+
+# ---------------------------------------------------------------------------------------
+# where Flickr8k lives for each profile: one code path for the real set and our scenes
+# ---------------------------------------------------------------------------------------
+FLICKR8K_SIZES = {"train": 6000, "val": 1000, "test": 1000}  # Flickr8k's official split sizes
+
+
+def flickr8k_root(profile: str, seed: int = 0, smoke: bool = False) -> Path:
+    """paper: ``$VLMID_PAPER_DATA/flickr8k``; tiny: the scenes in Flickr8k format under ``data_dir()``."""
+    from ..paths import check_profile, data_dir
+
+    if check_profile(profile) == "paper":
+        base = os.environ.get("VLMID_PAPER_DATA")
+        if not base:
+            raise FileNotFoundError("the paper profile reads Flickr8k from $VLMID_PAPER_DATA/flickr8k: set "
+                                    "VLMID_PAPER_DATA to the folder that holds flickr8k/ (Flickr8k_text + "
+                                    "Flicker8k_Dataset)")
+        return Path(base) / "flickr8k"
+    return data_dir() / (f"flickr8k-scenes-smoke-seed{seed}" if smoke else f"flickr8k-scenes-seed{seed}")
+
+
+def write_scenes_as_flickr8k(seed: int = 0, smoke: bool = False) -> Path:
+    """Write the captioned scenes once in Flickr8k's format (its split sizes, at most), return the folder.
+
+    Written to a temporary folder and renamed into place, so a half-written set is never read.
+    """
+    root = flickr8k_root("tiny", seed, smoke)
+    if root.is_dir():
+        return root
+    from . import load_captions  # looked up at call time (the package imports this module lazily)
+
+    examples, split_of = [], {}
+    for split, n in FLICKR8K_SIZES.items():
+        part = load_captions("tiny", split=split, n=None if smoke else n, seed=seed, smoke=smoke)
+        examples += part
+        split_of.update({ex.image_id: split for ex in part})
+    tmp = root.with_name(root.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    write_flickr8k(examples, tmp, split_of=split_of)
+    os.replace(tmp, root)
+    return root
+
+
+def load_flickr8k_splits(profile: str, seed: int = 0, smoke: bool = False, splits=("train", "test"),
+                         max_side: int | None = 224) -> dict:
+    """{split: CaptionExamples} read by :func:`load_flickr8k` (tiny: scenes written first).
+
+    ``max_side`` shrinks large photos as they are read (real Flickr8k is ~500 x 375: 6,000 of them
+    at full size would take 3 GB of memory; the 64 px scenes are untouched).
+    """
+    root = write_scenes_as_flickr8k(seed, smoke) if profile == "tiny" else flickr8k_root(profile, seed, smoke)
+    return {split: load_flickr8k(root, split, max_side=max_side) for split in splits}

@@ -1,19 +1,20 @@
 """Time and value of our TwoNN against scikit-dimension's, in the same run.
 
-Variants are timed round-robin (each repeat runs every variant once, in a rotated order), so
-a burst of load on a shared machine slows all of them alike; the median over repeats is
-reported. Both libraries get the same number of BLAS threads. The distance matrix alone
+Variants are timed with the repository's one timing protocol (``vlmid.profiling.time_variants``:
+round-robin, each repeat runs every variant once in a rotated order), so a burst of load on a
+shared machine slows all of them alike; the median over repeats is reported. Both libraries get the same number of BLAS threads. The distance matrix alone
 (float32 matrix products over the same chunks, no neighbour search) is the floor any exact
 TwoNN pays; ours computes only its upper triangle, so it can come in under it.
 """
 from __future__ import annotations
 
-import time
+import functools
 import warnings
 
 import numpy as np
 import torch
 
+from ..profiling import Variant, time_variants
 from .twonn import TwoNN, _gram
 
 
@@ -63,8 +64,6 @@ def benchmark_twonn(sizes=(2000, 5000), dim: int = 768, intrinsic: int = 20, rep
     """
     import pandas as pd
     from threadpoolctl import threadpool_limits
-    from tqdm.auto import tqdm
-
     if repeats < 1:
         raise ValueError(f"repeats={repeats!r} must be >= 1")
     variants = {
@@ -72,7 +71,6 @@ def benchmark_twonn(sizes=(2000, 5000), dim: int = 768, intrinsic: int = 20, rep
         "skdim": _skdim_twonn,
         "distance matrix": lambda X: (distance_matrix_only(X), float("nan"))[1],
     }
-    names = list(variants)
     old_threads = torch.get_num_threads()
     rows = []
     try:
@@ -80,15 +78,11 @@ def benchmark_twonn(sizes=(2000, 5000), dim: int = 768, intrinsic: int = 20, rep
         with threadpool_limits(limits=n_threads):
             for n in sizes:
                 X = subspace_gaussian(n, dim, intrinsic, seed=seed)
-                for name in names:  # warm-up: first calls pay for imports and allocations
-                    variants[name](X[: min(n, 500)])
-                for rep in tqdm(range(repeats), desc=f"TwoNN benchmark, {n} x {dim}", disable=not progress):
-                    order = names[rep % len(names):] + names[: rep % len(names)]
-                    for name in order:
-                        t0 = time.perf_counter()
-                        value = variants[name](X)
-                        rows.append(dict(n_points=n, dim=dim, method=name, repeat=rep,
-                                         seconds=time.perf_counter() - t0, id=value))
+                ids = {name: fn(X) for name, fn in variants.items()}  # deterministic: once each (and a warm-up)
+                times = time_variants([Variant(name, run=functools.partial(fn, X)) for name, fn in variants.items()],
+                                      repeats=repeats, warmup=0, progress=progress)
+                rows += [dict(n_points=n, dim=dim, method=name, repeat=rep, seconds=t, id=ids[name])
+                         for name, ts in times.items() for rep, t in enumerate(ts)]
     finally:
         torch.set_num_threads(old_threads)
     runs = pd.DataFrame(rows)
@@ -107,3 +101,38 @@ def benchmark_twonn(sizes=(2000, 5000), dim: int = 768, intrinsic: int = 20, rep
             overhead_vs_distance=ours.seconds / m.loc["distance matrix"].seconds,
         ))
     return runs, pd.DataFrame(summary)
+
+
+def known_dimension_sets(n_points: int, seed: int = 0) -> dict[str, tuple[np.ndarray, int]]:
+    """Data sets whose intrinsic dimension is known (skdim.datasets in spirit): name -> (X, d)."""
+    import skdim
+    from sklearn.datasets import make_swiss_roll
+
+    return {
+        "Gaussian, 5-D subspace of 64-D": (subspace_gaussian(n_points, 64, 5, seed=seed), 5),
+        "sphere S^4 in R^5": (skdim.datasets.hyperSphere(n_points, 4, random_state=seed), 4),
+        "solid 6-ball": (skdim.datasets.hyperBall(n_points, 6, random_state=seed), 6),
+        "swiss roll": (make_swiss_roll(n_points, random_state=seed)[0], 2),
+        "Gaussian, 20-D subspace of 768-D": (subspace_gaussian(n_points, 768, 20, seed=seed), 20),
+    }
+
+
+def validate_on_known(sets: dict[str, tuple[np.ndarray, int]], n_bootstrap: int = 200, seed: int = 0):
+    """Our TwoNN (with its bootstrap interval) and skdim's on each known-dimension set, one row each."""
+    import pandas as pd
+
+    rows = []
+    for name, (X, d) in sets.items():
+        est = TwoNN(n_bootstrap=n_bootstrap, random_state=seed).fit(X)
+        ref = _skdim_twonn_default(X)
+        rows.append(dict(data=name, true_dimension=d, twonn=est.dimension_, ci_low=est.ci_[0], ci_high=est.ci_[1],
+                         skdim=ref, rel_diff_vs_skdim=abs(est.dimension_ - ref) / ref))
+    return pd.DataFrame(rows)
+
+
+def _skdim_twonn_default(X: np.ndarray) -> float:
+    import skdim
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return skdim.id.TwoNN().fit(X).dimension_

@@ -44,26 +44,25 @@ def linear_id_table(table):
     return table[cols].reset_index(drop=True)
 
 
-def linear_ids_path(results_dir: str | os.PathLike | None = None, smoke: bool = False) -> Path:
+def linear_ids_path(results_dir: str | os.PathLike | None = None, smoke: bool = False,
+                    profile: str = "tiny") -> Path:
     """Where notebook 01 writes the per-Linear IDs. ``results_dir`` may be the results root (as a
     notebook's ``results_dir`` parameter), notebook 01's folder, or the CSV itself."""
-    from ..paths import results_dir as default_results
+    from ..paths import run_results_dir
 
-    if results_dir is None:
-        root = default_results() / ("smoke" if smoke else "")
-    else:
-        root = Path(results_dir)
+    root = run_results_dir(profile, smoke, results_dir)
     for candidate in (root, root / LINEAR_IDS_FILE, root / NOTEBOOK / LINEAR_IDS_FILE):
         if candidate.is_file():
             return candidate
     return root / NOTEBOOK / LINEAR_IDS_FILE
 
 
-def load_linear_ids(results_dir: str | os.PathLike | None = None, smoke: bool = False) -> dict[str, float]:
+def load_linear_ids(results_dir: str | os.PathLike | None = None, smoke: bool = False,
+                    profile: str = "tiny") -> dict[str, float]:
     """{module path: ID} of every BLIP ``nn.Linear``, as notebook 01 measured it."""
     import pandas as pd
 
-    path = linear_ids_path(results_dir, smoke)
+    path = linear_ids_path(results_dir, smoke, profile)
     if not path.is_file():
         raise FileNotFoundError(
             f"{path} not found: run notebook 01 first (bash run_all.sh --only 01"

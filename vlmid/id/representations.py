@@ -25,16 +25,15 @@ Hooks live only inside ``collect`` (or a ``LayerRecorder`` ``with`` block) and a
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import torch
 from torch import nn
 
+from ..models.anatomy import LM_HEAD, module_block, module_group
+
 POOLINGS = ("cls", "mean", "flatten")
-BLIP_GROUPS = ("vision", "language", "fusion")
-CLIP_GROUPS = ("vision", "text")
 
 
 @dataclass(frozen=True)
@@ -73,7 +72,6 @@ def block_sites(model) -> list[Site]:
     return sites
 
 
-_LAYER_RE = re.compile(r"\.(?:layers|layer)\.(\d+)\.")
 
 
 def linear_sites(model) -> list[Site]:
@@ -83,21 +81,15 @@ def linear_sites(model) -> list[Site]:
     n_text = len(model.text_decoder.bert.encoder.layer if family == "blip" else model.text_model.encoder.layers)
     sites = []
     for name, module in model.named_modules():
-        if not isinstance(module, nn.Linear) or name.startswith("text_decoder.cls."):
+        if not isinstance(module, nn.Linear) or name.startswith(LM_HEAD + "."):
             continue
-        m = _LAYER_RE.search(name + ".")
-        on_image = name.startswith(("vision_model.", "visual_projection"))
-        layer = int(m.group(1)) if m else (n_vision if on_image else n_text)
-        if on_image:
-            group, stream = "vision", "image"
-        elif family == "clip":
-            group, stream = "text", "text"
-        elif ".crossattention." in name:
+        group, block = module_group(name, family), module_block(name)
+        layer = block if block is not None else (n_vision if group == "vision" else n_text)
+        if group == "fusion":
             # the cross-attention's key and value project the image tokens; query and output the text's
-            group = "fusion"
             stream = "image" if name.endswith((".self.key", ".self.value")) else "text"
         else:
-            group, stream = "language", "text"
+            stream = "image" if group == "vision" else "text"
         sites.append(Site(name, group, layer, stream, "linear"))
     return sites
 
@@ -227,10 +219,10 @@ def collect(model: nn.Module, batches: Iterable[dict], sites: Iterable[Site], po
 # --- inputs: the images with one reference caption each, teacher-forced ---------------------------
 def blip_batches(cap, examples, batch_size: int = 64, caption_index: int = 0):
     """Batches for a ``Captioner``: each image with its reference caption (after the prompt),
-    tokenized as in ``cap.loss`` (so the decoder sees what it saw in training), padded to the
-    longest caption of all ``examples`` so that flattened sequences line up."""
-    texts = [cap.prompt + ex.captions[caption_index] for ex in examples]
-    enc = cap.tokenizer(texts, padding=True, return_tensors="pt")
+    tokenized as in ``cap.loss`` (``cap.text_inputs``: the decoder's ``[DEC]`` start token, so it
+    sees what it saw in training), padded to the longest caption of all ``examples`` so that
+    flattened sequences line up."""
+    enc = cap.text_inputs([ex.captions[caption_index] for ex in examples])
     for s in range(0, len(examples), batch_size):
         yield dict(pixel_values=cap.pixel_values([ex.image for ex in examples[s:s + batch_size]]),
                    input_ids=enc["input_ids"][s:s + batch_size].to(cap.device),
@@ -245,6 +237,3 @@ def clip_batches(clip, examples, batch_size: int = 64, caption_index: int = 0):
                    input_ids=text["input_ids"][s:s + batch_size],
                    attention_mask=text["attention_mask"][s:s + batch_size])
 
-
-def n_batches(n: int, batch_size: int) -> int:
-    return -(-n // batch_size)

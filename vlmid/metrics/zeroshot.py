@@ -17,20 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-
-def _features(out) -> torch.Tensor:
-    """The embedding tensor, whether a model returns a tensor or a model-output object.
-
-    transformers 5.x ``CLIPModel.get_image_features`` returns a ``BaseModelOutputWithPooling``
-    whose ``pooler_output`` holds the *projected* embedding; 4.x returned the tensor itself.
-    """
-    if isinstance(out, torch.Tensor):
-        return out
-    for name in ("image_embeds", "text_embeds", "pooler_output"):
-        value = getattr(out, name, None)
-        if isinstance(value, torch.Tensor):
-            return value
-    raise TypeError(f"cannot find an embedding tensor in {type(out).__name__}")
+from ..models.bundles import embedding_tensor
 
 
 def _device(model) -> torch.device:
@@ -52,23 +39,53 @@ def class_text_embeddings(clip, classnames: list[str], templates: list[str]) -> 
     model, device = clip.model, _device(clip.model)
     texts = [t.format(c) for c in classnames for t in templates]
     inputs = {k: v.to(device) for k, v in clip.text_inputs(texts).items()}
-    emb = _features(model.get_text_features(**inputs)).float()
-    emb = torch.nn.functional.normalize(emb, dim=-1).reshape(len(classnames), len(templates), -1)
+    return ensemble_class_embeddings(embedding_tensor(model.get_text_features(**inputs)), len(classnames))
+
+
+def ensemble_class_embeddings(text_features: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """[n_classes, dim] unit-norm class embeddings from the text features of every (class, template)
+    sentence, class-major: each sentence normalised, averaged over templates, normalised again."""
+    emb = torch.nn.functional.normalize(text_features.float(), dim=-1).reshape(n_classes, -1, text_features.shape[-1])
     return torch.nn.functional.normalize(emb.mean(dim=1), dim=-1)
 
 
 @torch.no_grad()
-def image_embeddings(clip, images: list, batch_size: int = 256, progress: bool = True) -> torch.Tensor:
-    """[n_images, dim] unit-norm image embeddings, computed in batches."""
-    model, device = clip.model, _device(clip.model)
-    chunks = []
-    starts = range(0, len(images), batch_size)
-    for s in tqdm(starts, desc="zero-shot images", disable=not progress or len(starts) < 3, leave=False):
-        pv = clip.pixel_values(images[s:s + batch_size]).to(device)
-        chunks.append(_features(model.get_image_features(pixel_values=pv)).float().cpu())
+def embed_batches(image_features, batches) -> torch.Tensor:
+    """[n_images, dim] unit-norm embeddings: ``image_features(batch)`` (a model's ``get_image_features``
+    or any function of a batch) on every batch, concatenated on the CPU."""
+    chunks = [embedding_tensor(image_features(b)).float().cpu() for b in batches]
     return torch.nn.functional.normalize(torch.cat(chunks), dim=-1)
 
 
+def image_embeddings(clip, images: list, batch_size: int = 256, progress: bool = True) -> torch.Tensor:
+    """[n_images, dim] unit-norm image embeddings, computed in batches."""
+    model, device = clip.model, _device(clip.model)
+    starts = range(0, len(images), batch_size)
+    starts = tqdm(starts, desc="zero-shot images", disable=not progress or len(starts) < 3, leave=False)
+    return embed_batches(lambda pv: model.get_image_features(pixel_values=pv),
+                         (clip.pixel_values(images[s:s + batch_size]).to(device) for s in starts))
+
+
+def zeroshot_pixels(clip, zs, batch_size: int = 512) -> torch.Tensor:
+    """The zero-shot images as one tensor of pixels on the model's device: encoded once, then reused
+    by every variant (preprocessing them for each variant would dominate the run)."""
+    pixels = torch.cat([clip.pixel_values(zs.images[s:s + batch_size]).cpu() for s in range(0, len(zs.images), batch_size)])
+    return pixels.to(next(clip.model.parameters()).device)
+
+
+# -- the metric itself: pure functions on embeddings (no model needed) ----------------------
+def zeroshot_similarities(image_embeddings: torch.Tensor, class_embeddings: torch.Tensor) -> torch.Tensor:
+    """[n_images, n_classes] cosine similarities of unit-norm image and class embeddings (on CPU, float32)."""
+    return image_embeddings.float().cpu() @ class_embeddings.float().cpu().T
+
+
+def top1_from_embeddings(image_embeddings: torch.Tensor, class_embeddings: torch.Tensor, labels) -> float:
+    """Zero-shot top-1 accuracy of unit-norm ``image_embeddings`` against ``class_embeddings``."""
+    pred = zeroshot_similarities(image_embeddings, class_embeddings).argmax(dim=1).numpy()
+    return float(np.mean(pred == np.asarray(labels)))
+
+
+# -- thin wrappers for a CLIP bundle ----------------------------------------------------------
 def zeroshot_predict(clip, zs, batch_size: int = 256, text_embeddings: torch.Tensor | None = None,
                      return_logits: bool = False):
     """Predicted class index per image of ``zs`` (a ``ZeroShotSet``), as an int numpy array.
@@ -85,7 +102,7 @@ def zeroshot_predict(clip, zs, batch_size: int = 256, text_embeddings: torch.Ten
         raise ValueError(f"batch_size={batch_size!r} must be a positive integer")
     if text_embeddings is None:
         text_embeddings = class_text_embeddings(clip, zs.classnames, zs.templates)
-    sims = image_embeddings(clip, zs.images, batch_size) @ text_embeddings.float().cpu().T
+    sims = zeroshot_similarities(image_embeddings(clip, zs.images, batch_size), text_embeddings)
     pred = sims.argmax(dim=1).numpy()
     return (pred, sims.numpy()) if return_logits else pred
 

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from ..paths import data_dir, seed_everything
+from .train import TrainConfig
 
 # The recipe (every number measured on the validation split or on the clock; the build's log keeps
 # the validation curve). Each model trains in its own process, one thread each, in two stages:
@@ -36,14 +37,40 @@ from ..paths import data_dir, seed_everything
 # (BLIP) / 0.857 (CLIP), still rising; test garment F1 0.731, binding 0.677, count 0.965, zero-shot
 # 0.842, probes 0.766 / 0.781: zero-shot and count pass their floors, the garment gates do not yet.
 # Before this recipe the tiny BLIP learned the colour shortcut: item-class probe 0.18, garment F1 0.14.
-FULL = dict(pretrain_images=120000, pretrain_batch=64, pretrain_lr=2e-3,
-            blip_pretrain_steps=7500, blip_steps=2000, blip_batch=64, blip_lr=1e-3, blip_scenes=40000,
-            blip_aux=0.5, clip_pretrain_steps=9000, clip_steps=400, clip_batch=128, clip_lr=1e-3,
-            clip_images=40000, clip_aux=1.0, vision_lr_scale=0.5, val_images=1000)
-SMOKE = dict(pretrain_images=64, pretrain_batch=8, pretrain_lr=2e-3,
-             blip_pretrain_steps=2, blip_steps=3, blip_batch=8, blip_lr=1e-3, blip_scenes=64,
-             blip_aux=0.5, clip_pretrain_steps=2, clip_steps=2, clip_batch=8, clip_lr=1e-3,
-             clip_images=64, clip_aux=1.0, vision_lr_scale=0.5, val_images=16)
+@dataclass(frozen=True)
+class Recipe:
+    """Every number of the build (``build.json``'s ``hyperparameters``); ``FULL`` and ``SMOKE`` below."""
+    pretrain_images: int = 120000   # labelled scenes rendered for stage 1 (per model)
+    pretrain_batch: int = 64
+    pretrain_lr: float = 2e-3
+    blip_pretrain_steps: int = 7500
+    blip_steps: int = 2000          # stage 2: captioning
+    blip_batch: int = 64
+    blip_lr: float = 1e-3
+    blip_scenes: int = 40000        # captioned scenes for stage 2
+    blip_aux: float = 0.5           # stage 2: weight of the pre-training loss kept on
+    clip_pretrain_steps: int = 9000
+    clip_steps: int = 400           # stage 2: contrastive
+    clip_batch: int = 128
+    clip_lr: float = 1e-3
+    clip_images: int = 40000        # single-item image-caption pairs for stage 2
+    clip_aux: float = 1.0
+    vision_lr_scale: float = 0.5    # stage 2: the towers learn at half the rate
+    val_images: int = 1000          # single-item validation images for the pre-training curve
+
+    def pretrain(self, part: str, seed: int, bf16: bool, progress: bool) -> TrainConfig:
+        return TrainConfig(getattr(self, f"{part}_pretrain_steps"), self.pretrain_batch, self.pretrain_lr, seed, bf16,
+                           progress=progress)
+
+    def task(self, part: str, seed: int, bf16: bool, progress: bool) -> TrainConfig:
+        return TrainConfig(getattr(self, f"{part}_steps"), getattr(self, f"{part}_batch"), getattr(self, f"{part}_lr"),
+                           seed, bf16, aux_weight=getattr(self, f"{part}_aux"), vision_lr_scale=self.vision_lr_scale,
+                           progress=progress)
+
+
+FULL = Recipe()
+SMOKE = Recipe(pretrain_images=64, pretrain_batch=8, blip_pretrain_steps=2, blip_steps=3, blip_batch=8,
+               blip_scenes=64, clip_pretrain_steps=2, clip_steps=2, clip_batch=8, clip_images=64, val_images=16)
 # What the scenes of each pre-training set look like: BLIP's match the captioned scenes (40 / 35 /
 # 25 % one / two / three items); CLIP's lean to single items, some white, as its task and zero-shot
 # set show them.
@@ -81,7 +108,7 @@ def _val_items(seed: int, n: int):
     return {"images": images, "labels": labels[pick]}
 
 
-def _train_part(part: str, seed: int, smoke: bool, hp: dict, progress: bool) -> dict:
+def _train_part(part: str, seed: int, smoke: bool, hp: "Recipe | dict", progress: bool) -> dict:
     """Train one model (``"blip"`` or ``"clip"``) and save it under the build folder."""
     import torch
     from transformers import BlipForConditionalGeneration, CLIPModel
@@ -92,6 +119,8 @@ def _train_part(part: str, seed: int, smoke: bool, hp: dict, progress: bool) -> 
     from .tokenizer import build_tokenizer
     from .train import pretrain_vision, train_blip, train_clip
 
+    hp = Recipe(**hp) if isinstance(hp, dict) else hp
+
     folder = models_root(seed, smoke)
     cpu0 = time.process_time()
     seed_everything(seed)
@@ -100,42 +129,36 @@ def _train_part(part: str, seed: int, smoke: bool, hp: dict, progress: bool) -> 
     cfg = TinyConfig()
     bf16 = bf16_helps()
     photos, labels = _photo_pools("train", seed)
-    val = _val_items(seed, hp["val_images"])
+    val = _val_items(seed, hp.val_images)
     # the pre-training scenes: fresh draws from the train photos (its own random stream per model)
     t_data = time.perf_counter()
-    pre = labelled_scenes(photos, labels, hp["pretrain_images"], np.random.default_rng([seed, 51, part == "clip"]),
+    pre = labelled_scenes(photos, labels, hp.pretrain_images, np.random.default_rng([seed, 51, part == "clip"]),
                           progress=progress, **PRETRAIN_MIX[part])
     if part == "blip":
         torch.manual_seed(seed)
         model = BlipForConditionalGeneration(blip_config(tok, cfg))
         # captioned scenes for stage 2: the train split's distribution, rendered with their labels
-        data = labelled_scenes(photos, labels, hp["blip_scenes"], np.random.default_rng([seed, 52]),
+        data = labelled_scenes(photos, labels, hp.blip_scenes, np.random.default_rng([seed, 52]),
                                captions=True, progress=progress)
         t_data = time.perf_counter() - t_data
-        heads, log = pretrain_vision(model.vision_model, pre, hp["blip_pretrain_steps"], hp["pretrain_batch"],
-                                     hp["pretrain_lr"], seed, bf16=bf16, progress=progress, val=val)
+        heads, log = pretrain_vision(model.vision_model, pre, hp.pretrain(part, seed, bf16, progress), val=val)
         del pre
-        log.update(train_blip(model, tok, data, hp["blip_steps"], hp["blip_batch"], hp["blip_lr"], seed, bf16=bf16,
-                              progress=progress, heads=heads, aux_weight=hp["blip_aux"],
-                              vision_lr_scale=hp["vision_lr_scale"]))
+        log.update(train_blip(model, tok, data, hp.task(part, seed, bf16, progress), heads=heads))
         model.save_pretrained(folder / "blip")
         blip_processor(tok, cfg).save_pretrained(folder / "blip")
     else:
         # single Fashion-MNIST train items at random colour, size and place, one grammar caption each
         rng = np.random.default_rng([seed, 21])
-        pick = rng.permutation(len(labels))[: hp["clip_images"]] if hp["clip_images"] <= len(labels) \
-            else rng.integers(0, len(labels), size=hp["clip_images"])
+        pick = rng.permutation(len(labels))[: hp.clip_images] if hp.clip_images <= len(labels) \
+            else rng.integers(0, len(labels), size=hp.clip_images)
         images, caps = single_items(photos[pick], labels[pick], rng)
         t_data = time.perf_counter() - t_data
         torch.manual_seed(seed + 1)
         model = CLIPModel(clip_config(tok, cfg))
         model.set_attn_implementation("eager")  # faster here than sdpa (see the recipe's notes above)
-        heads, log = pretrain_vision(model.vision_model, pre, hp["clip_pretrain_steps"], hp["pretrain_batch"],
-                                     hp["pretrain_lr"], seed, bf16=bf16, progress=progress, val=val)
+        heads, log = pretrain_vision(model.vision_model, pre, hp.pretrain(part, seed, bf16, progress), val=val)
         del pre
-        log.update(train_clip(model, tok, images, labels[pick], caps, hp["clip_steps"], hp["clip_batch"], hp["clip_lr"],
-                              seed, bf16=bf16, progress=progress, heads=heads, aux_weight=hp["clip_aux"],
-                              vision_lr_scale=hp["vision_lr_scale"]))
+        log.update(train_clip(model, tok, images, labels[pick], caps, hp.task(part, seed, bf16, progress), heads=heads))
         model.set_attn_implementation("sdpa")  # saved with transformers' default, as a downloaded CLIP comes
         model.save_pretrained(folder / "clip")
         clip_image_processor(cfg).save_pretrained(folder / "clip")
@@ -164,12 +187,12 @@ def build(seed: int = 0, smoke: bool = False, force: bool = False, progress: boo
         return folder
     if force and (folder / "build.json").exists():
         (folder / "build.json").unlink()  # an interrupted rebuild must not pass for a complete one
-    hp = {**(SMOKE if smoke else FULL), **overrides}
+    hp = replace(SMOKE if smoke else FULL, **overrides)
     t0 = time.perf_counter()
     build_scenes(seed, smoke)
     t_data = time.perf_counter() - t0
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "hp.json").write_text(json.dumps(hp))
+    (folder / "hp.json").write_text(json.dumps(asdict(hp)))
     logs = {}
     parallel = (not smoke) if parallel is None else parallel
     if parallel:
@@ -187,7 +210,7 @@ def build(seed: int = 0, smoke: bool = False, force: bool = False, progress: boo
             logs[part] = _train_part(part, seed, smoke, hp, progress)
     seconds = time.perf_counter() - t0
     info = {"seed": seed, "smoke": smoke, "build_seconds": seconds, "data_seconds": t_data,
-            "parallel": parallel, "bf16": bf16_helps(), "hyperparameters": hp, "config": TinyConfig().__dict__,
+            "parallel": parallel, "bf16": bf16_helps(), "hyperparameters": asdict(hp), "config": TinyConfig().__dict__,
             "commit": git_commit(), "host": host_info(),
             "blip": logs["blip"], "clip": logs["clip"]}
     if measure:

@@ -1,5 +1,6 @@
 """What a notebook gets back from ``load_captioner`` / ``load_clip``: the transformers model and
-processor plus the few conveniences every notebook needs (decoding settings, batching)."""
+processor plus the few conveniences every notebook needs (decoding settings, batching).
+``Qwen2VLBundle`` is the same for Qwen2-VL (paper profile, notebook 05)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -57,11 +58,19 @@ class Captioner:
                 out.append(detokenize(text))
         return out
 
+    def text_inputs(self, captions) -> dict:
+        """The prompt and each caption as BLIP's text decoder reads them, padded to the longest.
+
+        The decoder starts from its bos token, ``[DEC]`` in BLIP-base, where the tokenizer puts
+        ``[CLS]``; ``generate`` does the same swap, so the loss and the ID hooks (which call this)
+        see what generation sees. In the tiny profile the two tokens coincide."""
+        enc = self.tokenizer([self.prompt + c for c in captions], padding=True, return_tensors="pt")
+        enc["input_ids"][:, 0] = self.model.config.text_config.bos_token_id
+        return enc.to(self.device)
+
     def loss(self, images, captions) -> torch.Tensor:
         """Teacher-forced LM loss of ``captions`` given ``images`` (prompt tokens are not scored)."""
-        enc = self.tokenizer([self.prompt + c for c in captions], padding=True, return_tensors="pt").to(self.device)
-        # BLIP decodes from its bos token ([DEC] in BLIP-base, not the tokenizer's [CLS]): train the same way
-        enc["input_ids"][:, 0] = self.model.config.text_config.bos_token_id
+        enc = self.text_inputs(captions)
         labels = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
         if self.prompt:
             n_prompt = len(self.tokenizer(self.prompt.strip())["input_ids"]) - 1  # [CLS] + prompt words
@@ -93,15 +102,56 @@ class ClipBundle:
     @torch.no_grad()
     def image_features(self, images, batch_size: int = 256) -> torch.Tensor:
         feats = [self.model.get_image_features(pixel_values=self.pixel_values(c)) for c in _batches(list(images), batch_size)]
-        return _as_tensor(torch.cat([_as_tensor(f) for f in feats]))
+        return torch.cat([embedding_tensor(f) for f in feats])
 
     @torch.no_grad()
     def text_features(self, texts) -> torch.Tensor:
-        return _as_tensor(self.model.get_text_features(**self.text_inputs(texts)))
+        return embedding_tensor(self.model.get_text_features(**self.text_inputs(texts)))
 
 
-def _as_tensor(x):
-    # transformers 5 may return a model output object from get_*_features
-    if isinstance(x, torch.Tensor):
-        return x
-    return getattr(x, "pooler_output", None) if getattr(x, "pooler_output", None) is not None else x[0]
+def embedding_tensor(out) -> torch.Tensor:
+    """The embedding tensor, whether a model returns a tensor or a model-output object.
+
+    transformers 5.x ``CLIPModel.get_image_features`` returns a ``BaseModelOutputWithPooling``
+    whose ``pooler_output`` holds the *projected* embedding; 4.x returned the tensor itself.
+    """
+    if isinstance(out, torch.Tensor):
+        return out
+    for name in ("image_embeds", "text_embeds", "pooler_output"):
+        value = getattr(out, name, None)
+        if isinstance(value, torch.Tensor):
+            return value
+    raise TypeError(f"cannot find an embedding tensor in {type(out).__name__}")
+
+
+@dataclass
+class Qwen2VLBundle:
+    """A ``Qwen2VLForConditionalGeneration`` with its processor and an instruction (paper profile)."""
+    model: object
+    processor: object
+    instruction: str = "Describe the image in one sentence."
+    generation: dict = field(default_factory=lambda: dict(max_new_tokens=20, do_sample=False))
+    prompt: str = ""
+
+    def inputs(self, images, captions=None):
+        msgs = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": self.instruction}]}]
+        text = self.processor.apply_chat_template(msgs, add_generation_prompt=True)
+        texts = [text + (c if captions else "") for c in (captions or [None] * len(images))]
+        enc = self.processor(text=texts, images=list(images), return_tensors="pt", padding=True)
+        return enc.to(next(self.model.parameters()).device)
+
+    @torch.no_grad()
+    def generate(self, images, batch_size: int = 8) -> list[str]:
+        out = []
+        images = list(images)
+        for i in range(0, len(images), batch_size):
+            enc = self.inputs(images[i:i + batch_size])
+            ids = self.model.generate(**enc, **self.generation)
+            new = ids[:, enc["input_ids"].shape[1]:]
+            out += [t.strip() for t in self.processor.batch_decode(new, skip_special_tokens=True)]
+        return out
+
+    def loss(self, images, captions):
+        enc = self.inputs(images, captions)
+        labels = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
+        return self.model(**enc, labels=labels).loss

@@ -10,6 +10,8 @@ AdamW, warm-up + cosine schedule, bf16 autocast on CPU only where the CPU has na
 it is ~10x slower)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import math
 import time
 
@@ -17,6 +19,20 @@ import numpy as np
 import torch
 
 from .tiny import to_pixels
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training stage: AdamW with a cosine schedule after a 5 % warm-up, on random batches."""
+    steps: int
+    batch: int = 64
+    lr: float = 1e-3
+    seed: int = 0
+    bf16: bool = False           # bf16 autocast (where the CPU has the instructions: vlmid.models.build.bf16_helps)
+    aux_weight: float = 0.0      # stage 2: weight of the pre-training heads' loss, kept on beside the task's
+    vision_lr_scale: float = 1.0  # stage 2: the vision tower's (and heads') learning rate, as a fraction of lr
+    log_every: int = 10          # loss-curve resolution, in steps
+    progress: bool = True
 
 
 def cosine_lr(step: int, total: int, warmup: int) -> float:
@@ -66,9 +82,8 @@ def single_item_accuracy(vision_model, heads, images: np.ndarray, labels: np.nda
     return float((pred.numpy() == labels).mean())
 
 
-def pretrain_vision(vision_model, data: dict, steps: int, batch: int = 64, lr: float = 2e-3, seed: int = 0,
-                    bf16: bool = False, progress: bool = True, log_every: int = 10, val: dict | None = None,
-                    val_every: int = 1000, desc: str = "vision pre-training"):
+def pretrain_vision(vision_model, data: dict, cfg: TrainConfig, val: dict | None = None, val_every: int = 1000,
+                    desc: str = "vision pre-training"):
     """Stage 1: supervised garment recognition on ``data`` (from :func:`~vlmid.models.pretrain.labelled_scenes`).
 
     Returns the trained :class:`~vlmid.models.pretrain.VisionHeads` (kept for stage 2's auxiliary
@@ -78,14 +93,15 @@ def pretrain_vision(vision_model, data: dict, steps: int, batch: int = 64, lr: f
 
     from .pretrain import VisionHeads
 
-    g = np.random.default_rng([seed, 13])
+    steps, batch, lr, bf16, log_every = cfg.steps, cfg.batch, cfg.lr, cfg.bf16, cfg.log_every
+    g = np.random.default_rng([cfg.seed, 13])
     heads = VisionHeads(vision_model.config.hidden_size)
     params = list(vision_model.parameters()) + list(heads.parameters())
     opt, sched = _optimizer(params, lr, steps, max(1, steps // 20))
     patch_labels, present = torch.as_tensor(data["patch_labels"]), torch.as_tensor(data["present"])
     vision_model.train()
     curve, val_curve, t0 = [], [], time.perf_counter()
-    for step in tqdm(range(steps), desc=desc, disable=not progress):
+    for step in tqdm(range(steps), desc=desc, disable=not cfg.progress):
         idx = g.integers(0, len(present), size=batch)
         with _autocast(bf16):
             loss = heads.loss(vision_model(pixel_values=to_pixels(data["images"][idx])), patch_labels[idx], present[idx])
@@ -99,18 +115,18 @@ def pretrain_vision(vision_model, data: dict, steps: int, batch: int = 64, lr: f
                    "pretrain_seconds": time.perf_counter() - t0}
 
 
-def train_blip(model, tok, data: dict, steps: int, batch: int = 64, lr: float = 1e-3, seed: int = 0,
-               bf16: bool = False, progress: bool = True, log_every: int = 10, heads=None,
-               aux_weight: float = 0.5, vision_lr_scale: float = 0.5):
+def train_blip(model, tok, data: dict, cfg: TrainConfig, heads=None):
     """Stage 2 of BLIP: teacher-forced captioning of ``data`` (``labelled_scenes(..., captions=True)``),
     each step a random batch of scenes and one of their 5 captions each.
 
-    With the pre-training ``heads``, ``aux_weight`` times their loss stays on and the vision tower
-    learns at ``vision_lr_scale`` times the rate: the LM loss alone pulls the tower towards
+    With the pre-training ``heads``, ``cfg.aux_weight`` times their loss stays on and the vision tower
+    learns at ``cfg.vision_lr_scale`` times the rate: the LM loss alone pulls the tower towards
     the colour words, which are most of the caption tokens and can be read off a patch's mean."""
     from tqdm.auto import tqdm
 
-    g = np.random.default_rng([seed, 11])
+    steps, batch, lr, bf16, log_every = cfg.steps, cfg.batch, cfg.lr, cfg.bf16, cfg.log_every
+    aux_weight, vision_lr_scale = cfg.aux_weight, cfg.vision_lr_scale
+    g = np.random.default_rng([cfg.seed, 11])
     captions = data["captions"]
     flat = [c for caps in captions for c in caps]
     ids, mask = _tokenize(tok, flat)
@@ -126,7 +142,7 @@ def train_blip(model, tok, data: dict, steps: int, batch: int = 64, lr: float = 
     opt, sched = _optimizer(groups, lr, steps, max(1, steps // 20))
     model.train()
     curve, t0 = [], time.perf_counter()
-    for step in tqdm(range(steps), desc="training BLIP", disable=not progress):
+    for step in tqdm(range(steps), desc="training BLIP", disable=not cfg.progress):
         idx = g.integers(0, len(captions), size=batch)
         cap = idx * per + g.integers(0, per, size=batch)
         width = int(mask[cap].sum(1).max())  # pad to this batch's longest caption only
@@ -149,16 +165,17 @@ def train_blip(model, tok, data: dict, steps: int, batch: int = 64, lr: float = 
             "seconds": time.perf_counter() - t0}
 
 
-def train_clip(model, tok, images: np.ndarray, labels: np.ndarray, captions: list[str], steps: int,
-               batch: int = 128, lr: float = 1e-3, seed: int = 0, bf16: bool = False, progress: bool = True,
-               log_every: int = 10, heads=None, aux_weight: float = 1.0, vision_lr_scale: float = 0.5):
-    """Stage 2 of CLIP: the symmetric InfoNCE over single-item image-caption pairs, plus ``aux_weight``
+def train_clip(model, tok, images: np.ndarray, labels: np.ndarray, captions: list[str], cfg: TrainConfig,
+               heads=None):
+    """Stage 2 of CLIP: the symmetric InfoNCE over single-item image-caption pairs, plus ``cfg.aux_weight``
     times the cross-entropy of the pre-training CLS head on the item's class (the head kept from
     stage 1): the contrastive loss alone can be lowered through colour words, and the garment
     keeps being learned while the text tower catches up."""
     from tqdm.auto import tqdm
 
-    g = np.random.default_rng([seed, 12])
+    steps, batch, lr, bf16, log_every = cfg.steps, cfg.batch, cfg.lr, cfg.bf16, cfg.log_every
+    aux_weight, vision_lr_scale = cfg.aux_weight, cfg.vision_lr_scale
+    g = np.random.default_rng([cfg.seed, 12])
     ids, mask = _tokenize(tok, captions)
     keep = int(mask.sum(1).max())
     ids, mask = ids[:, :keep], mask[:, :keep]
@@ -171,7 +188,7 @@ def train_clip(model, tok, images: np.ndarray, labels: np.ndarray, captions: lis
     opt, sched = _optimizer(groups, lr, steps, max(1, steps // 20))
     model.train()
     curve, t0 = [], time.perf_counter()
-    for step in tqdm(range(steps), desc="training CLIP", disable=not progress):
+    for step in tqdm(range(steps), desc="training CLIP", disable=not cfg.progress):
         idx = g.integers(0, len(images), size=batch)
         with _autocast(bf16):
             out = model(input_ids=ids[idx], attention_mask=mask[idx], pixel_values=to_pixels(images[idx]),

@@ -1,7 +1,7 @@
 """Unstructured pruning of vision-language models, with and without the intrinsic-dimension prior.
 
 - ``scores``      magnitude |w|, gradient (Taylor) |w g|, PLATON (EMA sensitivity x uncertainty),
-                  the ID prior (score x ID of the weight's nn.Linear), notebook 01's IDs
+                  the ID prior (score x ID of the weight's nn.Linear; the IDs: ``vlmid.id.load_linear_ids``)
 - ``masks``       what may be pruned, ONE global threshold (memory-aware k-th value), masks that
                   stay applied through optimiser steps, the sparsity actually reached
 - ``schedule``    PLATON's cubic schedule of the kept fraction
@@ -19,8 +19,8 @@ from .masks import (GROUPS, Masks, SparsityReport, global_kth_value, global_mask
                     linear_block, linear_group, prunable_linears, prunable_weights, sparsity_report)
 from .schedule import cubic_keep_ratio, first_step_below
 from .scores import (MagnitudeScorer, PlatonScorer, TaylorScorer, apply_id_prior, gradient_score,
-                     load_linear_ids, magnitude_score, make_scorer, platon_score, platon_update,
-                     taylor_score)
+                     magnitude_score, make_scorer, platon_score, platon_update, taylor_score)
+from ..id.profiles import load_linear_ids  # notebook 01's per-Linear IDs: owned by vlmid.id, re-exported here
 
 __all__ = [
     "METHODS", "PruneConfig", "PruneRun", "caption_batches", "config_dict", "per_layer_table", "prune_captioner", "prune_finetune",

@@ -121,6 +121,37 @@ def prune_finetune(model: nn.Module, loss_fn: Callable[[Any], torch.Tensor], bat
     pending = sorted(cfg.checkpoints)
     history = []
     current = 0.0
+
+    def checkpoint(target: float, step: int) -> None:
+        """At a checkpoint sparsity: ``hold_steps`` recovery steps, then the report and the evaluation."""
+        for _ in range(cfg.hold_steps):
+            history.append(dict(step=step, loss=train_step(), keep=1 - target, sparsity=target))
+        run.reports[target] = rep = sparsity_report(model, cfg.groups)
+        was_training = model.training
+        model.eval()
+        metrics = dict(on_checkpoint(target, model)) if on_checkpoint else {}
+        model.train(was_training)
+        run.checkpoints.append(dict(sparsity=target, step=step, actual_sparsity=rep.overall,
+                                    **{f"sparsity_{g}": v for g, v in rep.per_group.items()}, **metrics))
+
+    def passed_checkpoint(keep: float) -> bool:
+        return bool(pending) and 1 - keep >= pending[0] - 1e-9
+
+    def prune_to(keep: float, step: int) -> None:
+        """A mask update: every checkpoint the schedule has passed, in order, then the schedule's sparsity."""
+        nonlocal current
+        scores = scorer.scores()
+        while passed_checkpoint(keep):
+            target = pending.pop(0)
+            masks.update(new_masks(target, scores))
+            current = target
+            checkpoint(target, step)
+            if cfg.hold_steps:  # held steps moved the weights: fresh scores for what follows
+                scores = scorer.scores()
+        if 1 - keep > current + 1e-9:
+            masks.update(new_masks(1 - keep, scores))
+            current = 1 - keep
+
     T, t_i, t_f = cfg.total_steps, cfg.initial_warmup, cfg.final_warmup
     bar = None
     if progress:
@@ -131,29 +162,8 @@ def prune_finetune(model: nn.Module, loss_fn: Callable[[Any], torch.Tensor], bat
         for step in range(1, T + 1):
             loss = train_step()
             keep = cubic_keep_ratio(step, T, 1 - cfg.final_sparsity, t_i, t_f)
-            update = step >= t_i and (step % cfg.delta_t == 0 or step == T - t_f or
-                                      (pending and 1 - keep >= pending[0] - 1e-9))
-            if update:
-                scores = scorer.scores()
-                while pending and 1 - keep >= pending[0] - 1e-9:
-                    target = pending.pop(0)
-                    masks.update(new_masks(target, scores))
-                    current = target
-                    for _ in range(cfg.hold_steps):
-                        history.append(dict(step=step, loss=train_step(), keep=1 - target, sparsity=target))
-                    run.reports[target] = rep = sparsity_report(model, cfg.groups)
-                    was_training = model.training
-                    model.eval()
-                    metrics = dict(on_checkpoint(target, model)) if on_checkpoint else {}
-                    model.train(was_training)
-                    run.checkpoints.append(dict(sparsity=target, step=step, actual_sparsity=rep.overall,
-                                                **{f"sparsity_{g}": v for g, v in rep.per_group.items()},
-                                                **metrics))
-                    if cfg.hold_steps:  # held steps moved the weights: fresh scores for what follows
-                        scores = scorer.scores()
-                if 1 - keep > current + 1e-9:
-                    masks.update(new_masks(1 - keep, scores))
-                    current = 1 - keep
+            if step >= t_i and (step % cfg.delta_t == 0 or step == T - t_f or passed_checkpoint(keep)):
+                prune_to(keep, step)
             history.append(dict(step=step, loss=loss, keep=keep, sparsity=current))
             if bar is not None:
                 bar.update(1)

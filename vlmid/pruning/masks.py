@@ -11,7 +11,6 @@ image), ``language`` (the rest of the text decoder: causal self-attention and ML
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
@@ -19,27 +18,20 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ..models.anatomy import LM_HEAD, module_block, module_group
+from ..profiling import n_parameters
+
 Tensor = torch.Tensor
 GROUPS = ("vision", "language", "fusion")
 # Linear layers under these prefixes are never pruned (BLIP's LM head; its decoder is tied
 # to the word embeddings).
-EXCLUDED_PREFIXES = ("text_decoder.cls",)
+EXCLUDED_PREFIXES = (LM_HEAD,)
 
 
 # -- what is prunable --------------------------------------------------------------------
-def linear_group(name: str) -> str:
-    """``vision`` | ``fusion`` | ``language`` for a module name of a BLIP-like model."""
-    if name.startswith("vision_model") or ".vision" in name or name.startswith("vision"):
-        return "vision"
-    if "crossattention" in name:
-        return "fusion"
-    return "language"
-
-
-def linear_block(name: str) -> int | None:
-    """The transformer block index in a module name (``...layers.3.mlp.fc1`` -> 3), else None."""
-    m = re.search(r"\.layers?\.(\d+)\.", name)
-    return int(m.group(1)) if m else None
+# which tower a Linear belongs to, and its block: one rule for the ID hooks and the masks
+linear_group = module_group
+linear_block = module_block
 
 
 def prunable_linears(model: nn.Module, groups: Iterable[str] = GROUPS,
@@ -84,6 +76,7 @@ def global_kth_value(tensors: Iterable[Tensor], k: int, bins: int = 1024,
     n = sum(t.numel() for t in flat)
     if not 1 <= k <= n:
         raise ValueError(f"k={k} is out of range: it must lie in [1, {n}]")
+    dev = flat[0].device  # every tensor of the loop lives where the scores do (CPU or CUDA)
     lo = min(t.min() for t in flat if t.numel())
     hi = max(t.max() for t in flat if t.numel())
     rank = k  # rank of the answer among the values inside [lo, hi]
@@ -94,19 +87,19 @@ def global_kth_value(tensors: Iterable[Tensor], k: int, bins: int = 1024,
         if count <= gather_limit:
             vals = torch.cat([t[(t >= lo) & (t <= hi)] for t in flat])
             return vals.kthvalue(rank).values
-        edges = torch.linspace(float(lo), float(hi), bins + 1, dtype=torch.float32)
-        counts = torch.zeros(bins, dtype=torch.long)
+        edges = torch.linspace(float(lo), float(hi), bins + 1, dtype=torch.float32, device=dev)
+        counts = torch.zeros(bins, dtype=torch.long, device=dev)
         for t in flat:
             sel = t[(t >= lo) & (t <= hi)]
             # bucket j holds edges[j] <= x < edges[j+1]; the last bucket also holds x == hi
             idx = torch.bucketize(sel, edges[1:-1], right=True)
             counts += torch.bincount(idx, minlength=bins)
         cum = counts.cumsum(0)
-        j = int(torch.searchsorted(cum, torch.tensor(rank)))
+        j = int(torch.searchsorted(cum, torch.tensor(rank, device=dev)))
         if j > 0:
             rank -= int(cum[j - 1])
         new_lo = edges[j] if j > 0 else lo
-        new_hi = torch.nextafter(edges[j + 1], torch.tensor(float("-inf"))) if j < bins - 1 else hi
+        new_hi = torch.nextafter(edges[j + 1], torch.tensor(float("-inf"), device=dev)) if j < bins - 1 else hi
         new_hi = torch.maximum(new_hi, new_lo)
         if bool(new_lo == lo) and bool(new_hi == hi):  # cannot narrow (adjacent floats): gather
             vals = torch.cat([t[(t >= lo) & (t <= hi)] for t in flat])
@@ -116,7 +109,7 @@ def global_kth_value(tensors: Iterable[Tensor], k: int, bins: int = 1024,
 
 def _keep_top(score: Tensor, keep: int) -> Tensor:
     """Boolean mask keeping the ``keep`` highest scores of one matrix (ties broken by position)."""
-    mask = torch.zeros(score.numel(), dtype=torch.bool)
+    mask = torch.zeros(score.numel(), dtype=torch.bool, device=score.device)
     if keep > 0:
         mask[torch.topk(score.reshape(-1).float(), keep, sorted=False).indices] = True
     return mask.reshape(score.shape)
@@ -255,7 +248,7 @@ def sparsity_report(model: nn.Module, groups: Iterable[str] = GROUPS) -> Sparsit
     df = pd.DataFrame(rows, columns=["module", "group", "block", "numel", "zeros", "sparsity"])
     tot = df["numel"].sum()
     per_group = {g: float(d["zeros"].sum() / d["numel"].sum()) for g, d in df.groupby("group")}
-    all_params = sum(p.numel() for p in model.parameters())
+    all_params = n_parameters(model)
     all_zeros = sum(int((p.detach() == 0).sum()) for p in model.parameters())
     return SparsityReport(overall=float(df["zeros"].sum() / tot) if tot else 0.0,
                           of_all_parameters=all_zeros / max(1, all_params),

@@ -12,7 +12,6 @@ threshold.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Mapping
 
 import torch
@@ -144,32 +143,3 @@ def apply_id_prior(scores: Mapping[str, Tensor], ids: Mapping[str, float]) -> di
         raise KeyError(f"no intrinsic dimension for {len(missing)} Linear(s), e.g. {missing[:3]}; "
                        f"is linear_ids_blip.csv from the same model?")
     return {n: s * float(ids[n]) for n, s in scores.items()}
-
-
-LINEAR_IDS_FILE = Path("01_intrinsic_dimension") / "linear_ids_blip.csv"
-
-
-def load_linear_ids(results_dir=None) -> dict[str, float]:
-    """Notebook 01's per-Linear IDs, ``{module name: ID}``.
-
-    Uses ``vlmid.id.load_linear_ids`` when the ID package provides it; otherwise reads
-    ``<results_dir>/01_intrinsic_dimension/linear_ids_blip.csv`` (columns module, id, ...).
-    """
-    try:
-        from vlmid.id import load_linear_ids as _load  # the ID engineer's reader, when present
-    except ImportError:
-        _load = None
-    if _load is not None:
-        ids = _load(results_dir)
-        if hasattr(ids, "columns"):  # a DataFrame with the CSV's columns
-            ids = dict(zip(ids["module"], ids["id"]))
-        return {str(k): float(v) for k, v in dict(ids).items()}
-    import pandas as pd
-
-    from vlmid.paths import results_dir as _results_dir
-
-    path = _results_dir(results_dir) / LINEAR_IDS_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: run notebook 01 first: bash run_all.sh --only 01")
-    df = pd.read_csv(path)
-    return {str(m): float(v) for m, v in zip(df["module"], df["id"])}

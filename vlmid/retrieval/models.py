@@ -1,6 +1,6 @@
-"""Seed 003's two small image-caption models, rebuilt so that they can be compared.
+"""The Flickr8k report's two small image-caption models, rebuilt so that they can be compared.
 
-Seed 003 compared an image-only "baseline" (patch tokens -> projection -> mean pool) with a
+The Flickr8k report compared an image-only "baseline" (patch tokens -> projection -> mean pool) with a
 "token-pruned multimodal" model (patch tokens -> importance scorer -> top half -> bilinear
 alignment with a caption). The two were trained on different targets, so nothing they
 reported compares them. Here both are the SAME dual encoder trained with the SAME contrastive
@@ -14,8 +14,8 @@ Pruning can only save the FLOPs spent *after* the pruning point (Amdahl): the pa
 embedding and the scorer always see all N tokens. :func:`predicted_image_flops` writes that
 down; the notebook checks it against ``torch.utils.flop_counter.FlopCounterMode``.
 
-At the end of the file: the seed's two models as the seed's text describes them
-(:class:`SeedImageOnly`, :class:`SeedMultimodal`), for notebook 04's failure analysis.
+The report's two models as its text describes them (:class:`ReportImageOnly`,
+:class:`ReportMultimodal`), for notebook 04's failure analysis, are in :mod:`.flickr8k_report`.
 """
 from __future__ import annotations
 
@@ -28,6 +28,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..profiling import count_flops, n_parameters  # the one FLOP counter and parameter count (re-exported)
+
 from ..tokens import merge  # the token selection notebook 03 uses too
 
 PAD, UNK = 0, 1
@@ -35,11 +37,11 @@ PAD, UNK = 0, 1
 
 @dataclass
 class RetrievalConfig:
-    """Sizes shared by the baseline and the pruned model (seed 003: 112 px, patch 16, width 64)."""
+    """Sizes shared by the baseline and the pruned model (the Flickr8k report: 112 px, patch 16, width 64)."""
     image_size: int = 112
     patch_size: int = 16
-    width: int = 64          # token width (the seed's embed_dim)
-    depth: int = 2           # transformer blocks after the pruning point (the seed had none)
+    width: int = 64          # token width (the report's embed_dim)
+    depth: int = 2           # transformer blocks after the pruning point (the report had none)
     heads: int = 4
     mlp_ratio: int = 2
     embed_dim: int = 64      # joint image-text space
@@ -70,7 +72,7 @@ def check_keep_ratio(keep_ratio: float) -> float:
 
 
 def n_kept(n_tokens: int, keep_ratio: float) -> int:
-    """How many of ``n_tokens`` a keep ratio keeps: floor, at least one (seed 003: int(49 * 0.5) = 24)."""
+    """How many of ``n_tokens`` a keep ratio keeps: floor, at least one (the report: int(49 * 0.5) = 24)."""
     return merge.num_kept(n_tokens, check_keep_ratio(keep_ratio), rounding="floor")
 
 
@@ -126,10 +128,10 @@ class ImageEncoder(nn.Module):
     """Patch tokens -> (optional) top-fraction token selection -> blocks -> mean pool -> projection.
 
     ``keep_ratio=None``: the baseline, every patch token goes through the blocks.
-    ``keep_ratio=r``: a small MLP scores each token (seed 003's importance scorer), the top
-    ``k = int(N * r)`` are kept and multiplied by sigmoid(score). Top-k has no gradient, so
-    the gate only teaches the scorer about tokens it already keeps; trained like that (seed
-    003's design, ``fuse_rest=False, explore=False``) a scorer that starts out preferring the
+    ``keep_ratio=r``: a small MLP scores each token (the Flickr8k report's importance scorer), the
+    top ``k = int(N * r)`` are kept and multiplied by sigmoid(score). Top-k has no gradient, so
+    the gate only teaches the scorer about tokens it already keeps; trained like that (the
+    report's design, ``fuse_rest=False, explore=False``) a scorer that starts out preferring the
     empty background never finds out that the dropped tokens mattered. Two remedies:
 
     - ``fuse_rest`` (EViT): the dropped tokens are averaged, weighted by softmax(score), into
@@ -251,9 +253,9 @@ def baseline_model(cfg: RetrievalConfig) -> RetrievalModel:
 
 def pruned_model(cfg: RetrievalConfig, keep_ratio: float = 0.5, fuse_rest: bool = True,
                  explore: bool = True) -> RetrievalModel:
-    """Scores the patch tokens and keeps the top ``keep_ratio`` of them (seed 003 kept 0.5).
+    """Scores the patch tokens and keeps the top ``keep_ratio`` of them (the Flickr8k report kept 0.5).
 
-    ``fuse_rest=False, explore=False`` is seed 003's scorer alone: nothing ever tells it that
+    ``fuse_rest=False, explore=False`` is the report's scorer alone: nothing ever tells it that
     a dropped token mattered.
     """
     return RetrievalModel(cfg, keep_ratio=check_keep_ratio(keep_ratio), fuse_rest=fuse_rest, explore=explore)
@@ -267,8 +269,69 @@ def kept_mask(model: RetrievalModel, images: torch.Tensor) -> torch.Tensor:
     return mask.fill_(True) if idx is None else mask.scatter_(1, idx, True)
 
 
-def n_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
+
+
+def scorer_only_name(keep_ratio: float) -> str:
+    """The name notebook 04 gives the report-style pruned model (its scorer alone: no fused token, no exploration)."""
+    return f"keep {keep_ratio:g}, scorer only"
+
+
+def make_models(cfg: RetrievalConfig, keep_ratios, seed: int = 0, default_keep: float = 0.5,
+                scorer_only: bool = True) -> dict[str, RetrievalModel]:
+    """Notebook 04's models of one seed: ``"baseline"``, ``"keep r"`` for each r, and (optionally) the scorer-only one.
+
+    Torch is re-seeded with ``seed`` before each model, so all start from the same initial
+    weights (up to the scorer). The scorer-only model (named :func:`scorer_only_name`) keeps
+    ``default_keep`` with ``fuse_rest=False, explore=False``: the Flickr8k report's selection.
+    """
+    torch.manual_seed(seed)
+    ms = {"baseline": baseline_model(cfg)}
+    for r in keep_ratios:
+        torch.manual_seed(seed)
+        ms[f"keep {r:g}"] = pruned_model(cfg, r)
+    if scorer_only:
+        torch.manual_seed(seed)
+        ms[scorer_only_name(default_keep)] = pruned_model(cfg, default_keep, fuse_rest=False, explore=False)
+    return ms
+
+
+def foreground_tokens(images: torch.Tensor, patch: int, background: float = -0.9) -> torch.Tensor:
+    """[B, N] True where a patch token has any pixel brighter than ``background`` (our scenes: black canvas = -1)."""
+    return (patchify(images, patch) > background).any(-1)
+
+
+def kept_token_table(runs, images: torch.Tensor, patch: int):
+    """How much foreground each pruned model keeps: one row per pruned model of ``runs``.
+
+    ``runs``: (seed, name, model, log) tuples; models without a keep ratio (the baseline) are
+    skipped. Columns: seed, model, keep_ratio, fused_token, explore,
+    foreground_share_of_all_tokens, foreground_share_of_kept (above the former: the scorer
+    prefers garments) and foreground_tokens_kept (the fraction of foreground tokens kept).
+    """
+    import pandas as pd
+
+    fg = foreground_tokens(images, patch)
+    rows = []
+    for s, name, m, _ in runs:
+        if m.image.keep_ratio is not None:
+            kept = kept_mask(m, images)
+            rows.append(dict(seed=s, model=name, keep_ratio=m.keep_ratio, fused_token=m.image.fuse_rest,
+                             explore=m.image.explore, foreground_share_of_all_tokens=float(fg.float().mean()),
+                             foreground_share_of_kept=float(fg[kept].float().mean()),
+                             foreground_tokens_kept=float((kept & fg).sum() / fg.sum())))
+    return pd.DataFrame(rows)
+
+
+def kept_token_overlay(model: RetrievalModel, images: torch.Tensor, grey: float = 0.55) -> torch.Tensor:
+    """[B, S, S, 3] images in [0, 1] for display, the patch tokens ``model`` drops painted ``grey``."""
+    p = model.cfg.patch_size
+    grid = model.cfg.image_size // p
+    mask = kept_mask(model, images).reshape(-1, grid, grid).float()
+    shown = []
+    for img, mk in zip(images, mask):
+        shade = F.interpolate(mk[None, None], scale_factor=p)[0, 0]
+        shown.append(((img.permute(1, 2, 0) + 1) / 2 * shade[..., None] + grey * (1 - shade[..., None])).clamp(0, 1))
+    return torch.stack(shown)
 
 
 # ---------------------------------------------------------------------------------------
@@ -297,22 +360,37 @@ def predicted_image_flops(cfg: RetrievalConfig, keep_ratio: float | None = None,
             "total": fixed + blocks}
 
 
-def count_flops(fn, *args) -> int:
-    """FLOPs of ``fn(*args)`` counted by ``torch.utils.flop_counter.FlopCounterMode`` (via :mod:`vlmid.profiling`)."""
-    from ..profiling import count_flops as _count
-
-    return _count(lambda: fn(*args))
-
-
 def image_flops(model: RetrievalModel) -> int:
     """Measured FLOPs of one image through ``model``'s image encoder."""
     cfg = model.cfg
     was = model.training
     model.eval()
     try:
-        return count_flops(model.encode_image, torch.zeros(1, 3, cfg.image_size, cfg.image_size))
+        return count_flops(lambda: model.encode_image(torch.zeros(1, 3, cfg.image_size, cfg.image_size)))
     finally:
         model.train(was)
+
+
+def flops_table(models: dict, cfg: RetrievalConfig):
+    """FLOPs and parameters of each model's image encoder, predicted and measured (one image).
+
+    Columns: model, keep_ratio, tokens_kept, block_tokens, parameters, image_parameters,
+    flops_predicted (:func:`predicted_image_flops`), flops_measured (:func:`image_flops`),
+    flops_fixed, flops_ratio (measured, over the ``"baseline"`` model's) and token_ratio (k / N).
+    """
+    import pandas as pd
+
+    rows = []
+    for name, m in models.items():
+        pred = predicted_image_flops(cfg, None if name == "baseline" else m.keep_ratio, fuse_rest=m.image.fuse_rest)
+        rows.append(dict(model=name, keep_ratio=m.keep_ratio, tokens_kept=m.image.n_kept, block_tokens=m.image.n_block_tokens,
+                         parameters=n_parameters(m), image_parameters=n_parameters(m.image),
+                         flops_predicted=pred["total"], flops_measured=image_flops(m), flops_fixed=pred["fixed"]))
+    flops = pd.DataFrame(rows)
+    base_flops = flops.loc[flops.model == "baseline", "flops_measured"].item()
+    flops["flops_ratio"] = flops.flops_measured / base_flops
+    flops["token_ratio"] = flops.tokens_kept / cfg.n_tokens
+    return flops
 
 
 # ---------------------------------------------------------------------------------------
@@ -342,51 +420,3 @@ def encode_captions(captions, vocab: dict[str, int], max_words: int) -> torch.Te
         ids = [vocab.get(w, UNK) for w in words(c)][:max_words] or [UNK]
         out[i, : len(ids)] = torch.tensor(ids)
     return out
-
-
-# ---------------------------------------------------------------------------------------
-# seed 003 as its text describes it (for the failure analysis only)
-# ---------------------------------------------------------------------------------------
-def seed_patchify(images: torch.Tensor, patch: int) -> torch.Tensor:
-    """Seed 003's patch split: unfold twice, then reshape to [B, N, C*p*p] *without* moving the channel axis.
-
-    The unfolded tensor is [B, C, H/p, W/p, p, p]; reshaping it directly makes each "token"
-    a run of C*p*p consecutive numbers of that layout - strips of several patches of ONE
-    colour channel - not one RGB patch. Kept here only to measure that.
-    """
-    b = images.shape[0]
-    n = (images.shape[2] // patch) * (images.shape[3] // patch)
-    return images.unfold(2, patch, patch).unfold(3, patch, patch).reshape(b, n, -1)
-
-
-class SeedImageOnly(nn.Module):
-    """Seed 003's baseline: patch tokens -> projection -> mean pool. It never sees a caption."""
-
-    def __init__(self, image_size: int = 112, patch_size: int = 16, width: int = 64):
-        super().__init__()
-        self.patch = patch_size
-        self.patch_embed = nn.Linear(3 * patch_size ** 2, width)
-        self.projector = nn.Linear(width, width)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.projector(self.patch_embed(seed_patchify(images, self.patch))).mean(dim=1)
-
-
-class SeedMultimodal(nn.Module):
-    """Seed 003's "optimized" model: scorer -> keep top half -> mean; caption mean-embedding; bilinear score."""
-
-    def __init__(self, vocab_size: int, image_size: int = 112, patch_size: int = 16, width: int = 64,
-                 text_width: int = 50, keep_ratio: float = 0.5):
-        super().__init__()
-        self.patch, self.keep_ratio = patch_size, check_keep_ratio(keep_ratio)
-        self.patch_embed = nn.Linear(3 * patch_size ** 2, width)
-        self.scorer = nn.Sequential(nn.Linear(width, width // 4), nn.GELU(), nn.Linear(width // 4, 1))
-        self.text_embed = nn.Embedding(vocab_size, text_width)
-        self.text_proj = nn.Linear(text_width, width)
-        self.align = nn.Bilinear(width, width, 1)
-
-    def forward(self, images: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        x = self.patch_embed(seed_patchify(images, self.patch))
-        kept, _ = keep_top_tokens(x, self.scorer(x).squeeze(-1), n_kept(x.shape[1], self.keep_ratio))
-        t = self.text_proj(self.text_embed(ids).mean(dim=1))
-        return self.align(kept.mean(dim=1), t)  # [B, 1]: one alignment score per (image, its caption)

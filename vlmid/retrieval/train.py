@@ -9,87 +9,34 @@ so every image must pick out its own caption among the B in the batch, and vice 
 
 Timing is fair by construction: images are decoded and resized once, before any clock
 starts (:func:`images_to_tensor`, timed separately), so the first epoch carries no one-off
-data cost of the kind that made seed 003's baseline take 678 s in epoch 1 and 18 s after;
+data cost of the kind that made the Flickr8k report's baseline take 678 s in epoch 1 and 18 s after;
 the first epoch is still reported on its own. :func:`fit` trains several models
 round-robin, epoch by epoch, on the same batches, so a burst of load from other programs
 hits all of them alike.
+
+The report's own objective, training and "test loss" (for the failure analysis) are in
+:mod:`.flickr8k_report`; where Flickr8k lives on disk, in :mod:`vlmid.data.flickr8k`.
 """
 from __future__ import annotations
 
-import os
 import random
-import shutil
 import statistics
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .models import RetrievalConfig, encode_captions
+from .models import RetrievalConfig, encode_captions, words
 from .recall import recall_at_k
 
 
 # ---------------------------------------------------------------------------------------
-# data: one code path (the Flickr8k on-disk format) for the real set and our scenes
+# data tensors (the Flickr8k files are read by vlmid.data.flickr8k, for both profiles)
 # ---------------------------------------------------------------------------------------
-FLICKR8K_SIZES = {"train": 6000, "val": 1000, "test": 1000}  # Flickr8k's official split sizes
-
-
-def flickr8k_root(profile: str, seed: int = 0, smoke: bool = False) -> Path:
-    """paper: ``$VLMID_PAPER_DATA/flickr8k``; tiny: the scenes in Flickr8k format under ``data_dir()``."""
-    from ..paths import check_profile, data_dir
-
-    if check_profile(profile) == "paper":
-        base = os.environ.get("VLMID_PAPER_DATA")
-        if not base:
-            raise FileNotFoundError("the paper profile reads Flickr8k from $VLMID_PAPER_DATA/flickr8k: set "
-                                    "VLMID_PAPER_DATA to the folder that holds flickr8k/ (Flickr8k_text + "
-                                    "Flicker8k_Dataset)")
-        return Path(base) / "flickr8k"
-    return data_dir() / (f"flickr8k-scenes-smoke-seed{seed}" if smoke else f"flickr8k-scenes-seed{seed}")
-
-
-def write_scenes_as_flickr8k(seed: int = 0, smoke: bool = False) -> Path:
-    """Write the captioned scenes once in Flickr8k's format (its split sizes, at most), return the folder.
-
-    Written to a temporary folder and renamed into place, so a half-written set is never read.
-    """
-    root = flickr8k_root("tiny", seed, smoke)
-    if root.is_dir():
-        return root
-    from ..data import load_captions
-    from ..data.flickr8k import write_flickr8k
-
-    examples, split_of = [], {}
-    for split, n in FLICKR8K_SIZES.items():
-        part = load_captions("tiny", split=split, n=None if smoke else n, seed=seed, smoke=smoke)
-        examples += part
-        split_of.update({ex.image_id: split for ex in part})
-    tmp = root.with_name(root.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    write_flickr8k(examples, tmp, split_of=split_of)
-    os.replace(tmp, root)
-    return root
-
-
-def load_flickr8k_splits(profile: str, seed: int = 0, smoke: bool = False, splits=("train", "test"),
-                         max_side: int | None = 224) -> dict:
-    """{split: CaptionExamples} read by ``vlmid.data.flickr8k.load_flickr8k`` (tiny: scenes written first).
-
-    ``max_side`` shrinks large photos as they are read (real Flickr8k is ~500 x 375: 6,000 of them
-    at full size would take 3 GB of memory; the 64 px scenes are untouched).
-    """
-    from ..data.flickr8k import load_flickr8k
-
-    root = write_scenes_as_flickr8k(seed, smoke) if profile == "tiny" else flickr8k_root(profile, seed, smoke)
-    return {split: load_flickr8k(root, split, max_side=max_side) for split in splits}
-
-
 def sample_examples(examples: list, ratio: float, seed: int = 0) -> list:
-    """Seed 003's random subsample (ratio 0.4): a fixed-seed random fraction, original order kept."""
+    """The Flickr8k report's random subsample (ratio 0.4): a fixed-seed random fraction, original order kept."""
     if not (0.0 < ratio <= 1.0):
         raise ValueError(f"sample_ratio={ratio!r} is out of range: it must lie in (0, 1]")
     n = max(1, int(len(examples) * ratio))
@@ -98,7 +45,7 @@ def sample_examples(examples: list, ratio: float, seed: int = 0) -> list:
 
 
 def images_to_tensor(images, size: int) -> torch.Tensor:
-    """RGB PIL images -> [N, 3, size, size] floats in [-1, 1] (bilinear resize, seed 003's normalisation)."""
+    """RGB PIL images -> [N, 3, size, size] floats in [-1, 1] (bilinear resize, the report's normalisation)."""
     from PIL import Image
 
     arr = np.stack([np.asarray(im.convert("RGB").resize((size, size), Image.BILINEAR), dtype=np.float32)
@@ -153,6 +100,25 @@ def batches(data: RetrievalSet, batch_size: int, generator: torch.Generator):
         yield data.images[idx], data.text_ids[pick[idx]]
 
 
+def shared_caption_fraction(data: RetrievalSet) -> float:
+    """Fraction of ``data``'s captions whose words (lower-cased, :func:`.models.words`) were also written for
+    another image: such a caption cannot single out its image, which caps recall below 1."""
+    owners = {}
+    for c, i in zip(data.captions, data.caption_image.tolist()):
+        owners.setdefault(" ".join(words(c)), set()).add(i)
+    return sum(len(owners[" ".join(words(c))]) > 1 for c in data.captions) / len(data.captions)
+
+
+def data_table(splits: dict, sets: dict):
+    """One row per used split: images_in_split (``splits[name]``), images_used, captions, captions_per_image,
+    shared_caption_fraction (of the :class:`RetrievalSet` ``sets[name]``), in the order of ``sets``."""
+    import pandas as pd
+
+    return pd.DataFrame([dict(split=s, images_in_split=len(splits[s]), images_used=len(d), captions=len(d.captions),
+                              captions_per_image=d.captions_per_image, shared_caption_fraction=shared_caption_fraction(d))
+                         for s, d in sets.items()])
+
+
 # ---------------------------------------------------------------------------------------
 # objective and training
 # ---------------------------------------------------------------------------------------
@@ -191,7 +157,7 @@ class TrainLog:
 
 def fit(models: dict, data: RetrievalSet, epochs: int = 3, batch_size: int = 16, lr: float = 1e-3,
         seed: int = 0, progress: bool = True) -> dict[str, TrainLog]:
-    """Train each model (Adam, seed 003's settings) round-robin one epoch at a time, on identical batches.
+    """Train each model (Adam, the Flickr8k report's settings) round-robin one epoch at a time, on identical batches.
 
     Returns name -> :class:`TrainLog` with each epoch's wall time (first epoch separate) and losses.
     """
@@ -216,6 +182,22 @@ def fit(models: dict, data: RetrievalSet, epochs: int = 3, batch_size: int = 16,
     for m in models.values():
         m.eval()
     return logs
+
+
+def training_tables(runs):
+    """``runs`` of (seed, name, model, :class:`TrainLog`) -> (curves, epochs) tables.
+
+    curves: seed, model, step (1-based), loss - every training step; epochs: seed, model,
+    epoch (1-based), seconds, mean_loss.
+    """
+    import pandas as pd
+
+    curves = pd.DataFrame([dict(seed=s, model=name, step=i + 1, loss=v)
+                           for s, name, _, log in runs for i, v in enumerate(log.step_loss)])
+    epochs = pd.DataFrame([dict(seed=s, model=name, epoch=e + 1, seconds=t, mean_loss=l)
+                           for s, name, _, log in runs
+                           for e, (t, l) in enumerate(zip(log.epoch_seconds, log.epoch_loss))])
+    return curves, epochs
 
 
 # ---------------------------------------------------------------------------------------
@@ -264,65 +246,69 @@ def time_image_encoders(models: dict, images: torch.Tensor, repeats: int = 7, wa
 
 
 def lossyness(pruned_quality: float, baseline_quality: float) -> float:
-    """Seed 003's Eq. 6, 1 - pruned / baseline, on a quality where higher is better (here recall@5).
+    """The Flickr8k report's Eq. 6, 1 - pruned / baseline, on a quality where higher is better (here recall@5).
 
     0: no loss; 0.1: the pruned model keeps 90 % of the baseline's quality; negative: the
     pruned model is *better*. On a loss (lower is better) the sign flips and the value has no
-    scale: that is how seed 003 got -704.
+    scale: that is how the report got -704.
     """
     if baseline_quality == 0:
         return float("nan")
     return 1.0 - pruned_quality / baseline_quality
 
 
+
 # ---------------------------------------------------------------------------------------
-# seed 003's objective, for the failure analysis
+# notebook 04's tables of results
 # ---------------------------------------------------------------------------------------
-def seed_target(ids: torch.Tensor, width: int) -> torch.Tensor:
-    """Seed 003's regression target: the mean of the caption's word ids, copied to every output dimension."""
-    return ids.float().mean(dim=1, keepdim=True).expand(-1, width)
+def retrieval_table(runs, data: RetrievalSet, flops):
+    """Evaluate every trained model of ``runs`` (seed, name, model, log) on ``data``, in order.
 
-
-def seed_cosine_loss(outputs: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """1 - cos(outputs, seed_target): what seed 003 trained AND reported as "test loss" for both models."""
-    return 1 - F.cosine_similarity(F.normalize(outputs, dim=-1),
-                                   F.normalize(seed_target(ids, outputs.shape[-1]), dim=-1), dim=-1).mean()
-
-
-def fit_seed_model(model, data: RetrievalSet, epochs: int = 3, batch_size: int = 16, lr: float = 1e-3,
-                   seed: int = 0, image_only: bool = True, optimizer=None) -> list[float]:
-    """Train one of seed 003's models on seed 003's loss (first caption of each image, as the seed did).
-
-    Pass the same ``optimizer`` to continue training across calls (Adam keeps its moments).
+    One row per run: seed, model, keep_ratio, recall@1/5/10 both ways, test_seconds, recall5
+    (the mean of the two recall@5), train_seconds, first_epoch_s, later_epoch_s,
+    final_train_loss, then flops_measured, flops_ratio and parameters merged from ``flops``
+    (:func:`.models.flops_table`) by model name.
     """
-    first = torch.searchsorted(data.caption_image, torch.arange(len(data)))
-    opt = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
-    epoch_loss = []
-    model.train()
-    for epoch in range(epochs):
-        gen = torch.Generator().manual_seed(seed * 1000 + epoch)
-        order, losses = torch.randperm(len(data), generator=gen), []
-        for b in range(0, len(data), batch_size):
-            idx = order[b: b + batch_size]
-            ids = data.text_ids[first[idx]]
-            out = model(data.images[idx]) if image_only else model(data.images[idx], ids)
-            loss = seed_cosine_loss(out, ids)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.detach()))
-        epoch_loss.append(statistics.fmean(losses))
-    model.eval()
-    return epoch_loss
+    import pandas as pd
+
+    rows = []
+    for s, name, m, log in runs:
+        r = evaluate(m, data)
+        rows.append(dict(seed=s, model=name, keep_ratio=m.keep_ratio, **r, recall5=(r["i2t_R@5"] + r["t2i_R@5"]) / 2,
+                         train_seconds=sum(log.epoch_seconds), first_epoch_s=log.first_epoch_seconds,
+                         later_epoch_s=log.later_epoch_seconds, final_train_loss=log.epoch_loss[-1]))
+    return pd.DataFrame(rows).merge(flops[["model", "flops_measured", "flops_ratio", "parameters"]], on="model")
 
 
-@torch.no_grad()
-def seed_test_loss(model, data: RetrievalSet, batch_size: int = 16, image_only: bool = True) -> float:
-    """Seed 003's "test loss": the mean over batches of :func:`seed_cosine_loss` on each image's first caption."""
-    first = torch.searchsorted(data.caption_image, torch.arange(len(data)))
-    losses = []
-    for b in range(0, len(data), batch_size):
-        ids = data.text_ids[first[b: b + batch_size]]
-        out = model(data.images[b: b + batch_size]) if image_only else model(data.images[b: b + batch_size], ids)
-        losses.append(float(seed_cosine_loss(out, ids)))
-    return statistics.fmean(losses)
+def chance_row(n_images: int, captions_per_image: int = 5) -> dict:
+    """The row of :func:`retrieval_table` that random scores would earn (:func:`.recall.chance_recall`), seed -1."""
+    from .recall import chance_recall
+
+    chance = chance_recall(n_images, captions_per_image)
+    return dict(seed=-1, model="chance (random scores)", keep_ratio=float("nan"), **chance,
+                recall5=(chance["i2t_R@5"] + chance["t2i_R@5"]) / 2)
+
+
+def speed_table(flops, quality, per_image: dict, seed: int):
+    """Compute against time, per model of seed ``seed``, each time over the baseline's.
+
+    Columns: model, keep_ratio, tokens_kept, token_ratio, flops_ratio (from ``flops``),
+    encode_ms_per_image (``per_image`` seconds, :func:`time_image_encoders`), encode_time_ratio,
+    epoch_time_ratio (epochs after the first) and test_time_ratio (from ``quality``,
+    :func:`retrieval_table`).
+    """
+    import pandas as pd
+
+    main = quality[quality.seed == seed].set_index("model")
+    speed = flops.set_index("model")[["keep_ratio", "tokens_kept", "token_ratio", "flops_ratio"]].copy()
+    speed["encode_ms_per_image"] = pd.Series(per_image) * 1e3
+    speed["encode_time_ratio"] = speed.encode_ms_per_image / speed.loc["baseline", "encode_ms_per_image"]
+    speed["epoch_time_ratio"] = main.later_epoch_s / main.loc["baseline", "later_epoch_s"]
+    speed["test_time_ratio"] = main.test_seconds / main.loc["baseline", "test_seconds"]
+    return speed.reset_index()
+
+
+def paired_lossyness(quality) -> list[float]:
+    """:func:`lossyness` of recall5 for every row of ``quality``, against the baseline of the same seed."""
+    base_r5 = quality[quality.model == "baseline"].set_index("seed").recall5
+    return [lossyness(r.recall5, base_r5[r.seed]) for r in quality.itertuples()]

@@ -4,7 +4,7 @@ Shapes: ``x`` is ``[B, N, D]`` (batch, tokens, channels); index tensors are ``[B
 The patch in :mod:`vlmid.tokens.patch` calls these between transformer blocks; the tests
 call them on hand-built tensors.
 
-- seed 002's rule: keep the ``k`` patches of largest L2 norm, put their mean in front;
+- the CLIP token report's rule: keep the ``k`` patches of largest L2 norm, put their mean in front;
 - EViT: keep the ``k`` patches the class token attends to most, fuse the rest into one
   token weighted by that attention;
 - ToMe (Bolya et al., ICLR 2023), written from the paper's description: bipartite soft
@@ -22,7 +22,7 @@ import torch
 def num_kept(n: int, keep: float, rounding: str = "floor") -> int:
     """How many of ``n`` tokens a keep ratio retains (at least one).
 
-    Seed 002 truncates (``int(p * n)``); EViT rounds up. Both are offered so each method
+    The CLIP token report truncates (``int(p * n)``); EViT rounds up. Both are offered so each method
     is reproduced with its own rule.
     """
     if not 0.0 < keep <= 1.0:
@@ -40,7 +40,7 @@ def topk_indices(scores: torch.Tensor, k: int, keep_order: bool = True) -> torch
     """Indices of the ``k`` largest scores per row.
 
     ``keep_order=False`` returns them by decreasing score (what ``torch.topk`` gives and
-    what seed 002 fed to the encoder); ``True`` sorts them back into the original
+    what the CLIP token report fed to the encoder); ``True`` sorts them back into the original
     (raster) order. Attention does not care about order, but it keeps token ``j`` of the
     output next to its neighbours for anyone who reads or plots the tokens.
     """
@@ -49,12 +49,12 @@ def topk_indices(scores: torch.Tensor, k: int, keep_order: bool = True) -> torch
 
 
 def l2_topk(x: torch.Tensor, k: int, keep_order: bool = True) -> torch.Tensor:
-    """Seed 002's importance: the ``k`` tokens of largest L2 norm. Returns indices ``[B, k]``."""
+    """The CLIP token report's importance: the ``k`` tokens of largest L2 norm. Returns indices ``[B, k]``."""
     return topk_indices(x.norm(dim=-1), k, keep_order)
 
 
 def summary_token(x: torch.Tensor) -> torch.Tensor:
-    """Seed 002's "summary" token: the mean of all tokens, ``[B, N, D]`` -> ``[B, 1, D]``."""
+    """The CLIP token report's "summary" token: the mean of all tokens, ``[B, N, D]`` -> ``[B, 1, D]``."""
     return x.mean(dim=1, keepdim=True)
 
 

@@ -1,8 +1,8 @@
 """Notebook 03's experiments as functions: accuracy and cost of token-reduction variants.
 
 A variant is a :class:`Spec` (a label, a method of ``PRESETS`` and option overrides); a
-grid crosses variants with keep ratios. Accuracy is zero-shot top-1 through
-``vlmid.metrics.zeroshot_top1`` with the model patched; cost comes from
+grid crosses variants with keep ratios. Accuracy is zero-shot top-1 (``vlmid.metrics.zeroshot``,
+on embeddings of the images pre-processed once) with the model patched; cost comes from
 ``vlmid.profiling`` (interleaved timing, FLOPs, memory) on one fixed batch.
 """
 from __future__ import annotations
@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..profiling import Variant, count_flops, flops_by_op, param_bytes, profile_variants
-from .patch import config, patched
+from ..metrics.zeroshot import zeroshot_pixels as preprocess  # every zero-shot image, pre-processed once
+from ..profiling import Variant, flops_by_op, profile_variants
+from .patch import patched, stats
 
 BASELINE = "baseline"
 
@@ -29,8 +30,8 @@ class Spec:
         return patched(model, self.method, keep=keep, **dict(self.options))
 
 
-# seed 002's method, then the same with exactly one of its defects repaired, then all repaired
-SEED_AND_SINGLE_FIXES = [
+# the CLIP token report's method, then the same with exactly one of its defects repaired, then all repaired
+REPORT_AND_SINGLE_FIXES = [
     Spec("naive", "naive"),
     Spec("fix_cls", "fix_cls"),
     Spec("fix_positions", "fix_positions"),
@@ -57,29 +58,55 @@ def variant_name(label: str, keep: float) -> str:
     return label if label == BASELINE else f"{label} @ {keep:g}"
 
 
-class _Preprocessed:
-    """A stand-in for a CLIP bundle whose "images" are already pixel tensors: the zero-shot
-    set is encoded once per variant, and preprocessing it each time would dominate."""
+@dataclass
+class Setup:
+    """Notebook 03's inputs: the CLIP bundle (in eval mode), the zero-shot set, its images
+    pre-processed once, and the one batch every variant is timed on."""
+    clip: object
+    zs: object
+    tower: torch.nn.Module      # the CLIP vision tower inside clip.model
+    n_layers: int               # vision blocks
+    n_patches: int              # patch tokens (the class token not counted)
+    zs_pixels: torch.Tensor     # every zero-shot image, pre-processed once
+    pixels: torch.Tensor        # the first `batch_size` of them: the timed batch
 
-    def __init__(self, clip):
-        self.model, self._clip = clip.model, clip
+    @classmethod
+    def from_bundle(cls, clip, zs, batch_size: int) -> "Setup":
+        """Put ``clip.model`` in eval mode, find its vision tower, pre-process ``zs``'s images."""
+        from .patch import vision_tower
 
-    def pixel_values(self, images):
-        return torch.stack(list(images))
+        clip.model.eval()
+        tower = vision_tower(clip.model)
+        zs_pixels = preprocess(clip, zs)
+        return cls(clip=clip, zs=zs, tower=tower, n_layers=len(tower.encoder.layers),
+                   n_patches=tower.embeddings.num_patches, zs_pixels=zs_pixels, pixels=zs_pixels[:batch_size])
 
-    def text_inputs(self, texts):
-        return self._clip.text_inputs(texts)
+    def describe(self, profile: str, threads: int | None) -> str:
+        """One line: the model, its attention implementation and the zero-shot set."""
+        return (f"{profile} CLIP: {self.n_layers} vision blocks, {self.n_patches} patches + CLS at {self.clip.image_size}px, "
+                f"attention '{self.clip.model.config.vision_config._attn_implementation}'; "
+                f"{len(self.zs)} zero-shot images, {len(self.zs.classnames)} classes; timing on {threads} thread(s)")
 
 
-def preprocess(clip, zs, batch_size: int = 512):
-    """(clip stand-in, zero-shot set of pixel tensors) for repeated evaluation of one set."""
-    from ..data.base import ZeroShotSet
+def setup(profile: str, seed: int, smoke: bool, n_eval: int, batch_size: int) -> Setup:
+    """Load notebook 03's CLIP (``vlmid.models.load_clip``) and zero-shot set (``vlmid.data.load_zeroshot``,
+    ``n_eval`` images), in that order, then :meth:`Setup.from_bundle`."""
+    from ..data import load_zeroshot
+    from ..models import load_clip
 
-    chunks = [clip.pixel_values(zs.images[s:s + batch_size]).cpu() for s in range(0, len(zs.images), batch_size)]
-    pixels = torch.cat(chunks)
-    dev = next(clip.model.parameters()).device
-    return _Preprocessed(clip), ZeroShotSet(images=[p.to(dev) for p in pixels], labels=zs.labels,
-                                            classnames=zs.classnames, templates=zs.templates)
+    clip = load_clip(profile, seed=seed, smoke=smoke)
+    clip.model.eval()
+    zs = load_zeroshot(profile, n=n_eval, seed=seed)
+    return Setup.from_bundle(clip, zs, batch_size)
+
+
+def _top1(model, pixels: torch.Tensor, labels, class_embeddings: torch.Tensor, batch_size: int) -> float:
+    """Zero-shot top-1 of ``model`` (patched or not) on pre-processed ``pixels``."""
+    from ..metrics.zeroshot import embed_batches, top1_from_embeddings
+
+    images = embed_batches(lambda pv: model.get_image_features(pixel_values=pv),
+                           (pixels[s:s + batch_size] for s in range(0, len(pixels), batch_size)))
+    return top1_from_embeddings(images, class_embeddings, labels)
 
 
 def accuracy_grid(clip, zs, jobs: list[tuple[Spec, float]], batch_size: int = 256, progress: bool = True):
@@ -88,19 +115,19 @@ def accuracy_grid(clip, zs, jobs: list[tuple[Spec, float]], batch_size: int = 25
     import pandas as pd
     from tqdm.auto import tqdm
 
-    from ..metrics.zeroshot import class_text_embeddings, zeroshot_top1
+    from ..metrics.zeroshot import class_text_embeddings
 
-    fast, zs_px = preprocess(clip, zs)
+    pixels = preprocess(clip, zs)
     text = class_text_embeddings(clip, zs.classnames, zs.templates)
     n_layers = len(clip.model.vision_model.encoder.layers)
     n0 = clip.model.vision_model.embeddings.num_patches + 1
     rows = [{"variant": BASELINE, "label": BASELINE, "method": "none", "keep": 1.0,
-             "top1": zeroshot_top1(fast, zs_px, batch_size, text_embeddings=text),
+             "top1": _top1(clip.model, pixels, zs.labels, text, batch_size),
              "tokens_per_block": "-".join([str(n0)] * (n_layers + 1)), "mean_tokens": float(n0)}]
     for spec, keep in tqdm(jobs, desc="zero-shot per variant", disable=not progress):
         with spec.patched(clip.model, keep):
-            top1 = zeroshot_top1(fast, zs_px, batch_size, text_embeddings=text)
-            counts = list(config(clip.model).tokens_per_block)
+            top1 = _top1(clip.model, pixels, zs.labels, text, batch_size)
+            counts = list(stats(clip.model).tokens_per_block)
         rows.append({"variant": variant_name(spec.label, keep), "label": spec.label, "method": spec.method,
                      "keep": keep, "top1": top1, "tokens_per_block": "-".join(map(str, counts)),
                      "mean_tokens": float(np.mean(counts[:-1]))})
@@ -160,7 +187,7 @@ def scaling_grid(clip, pixels: torch.Tensor, sizes: list[int], specs: list[tuple
             variants.append(Variant(name, run, context=ctx))
             with (ctx() if ctx else torch.no_grad()):
                 by_op = flops_by_op(run)
-                counts = config(model).tokens_per_block if spec is not None else None
+                counts = stats(model).tokens_per_block if spec is not None else None
             attn = sum(v for op, v in by_op.items() if "attention" in op or op.endswith("bmm") or "matmul" in op)
             n = (size // patch) ** 2 + 1
             rows.append({"variant": name, "label": label, "keep": keep, "size_px": size, "tokens_in": n,
@@ -175,15 +202,27 @@ def scaling_grid(clip, pixels: torch.Tensor, sizes: list[int], specs: list[tuple
     return out
 
 
-def pareto_front(df, x: str = "speedup", y: str = "top1"):
-    """Rows not dominated by another row (higher ``x`` and ``y``), sorted by ``x``."""
-    d = df.sort_values([x, y], ascending=[False, False])
-    best, keep = -np.inf, []
-    for i, row in d.iterrows():
-        if row[y] > best:
-            keep.append(i)
-            best = row[y]
-    return df.loc[keep].sort_values(x)
+SINGLE_FIX_LABELS = ["naive", "fix_cls", "fix_positions", "fix_prenorm", "fix_late", "topk"]
+LEAVE_ONE_OUT_LABELS = ["topk", "topk - cls", "topk - positions", "topk - prenorm", "topk - late"]
+SINGLE_FIX_PANEL, LEAVE_ONE_OUT_PANEL = "naive + one repair", "all repairs − one"
+
+
+def failure_analysis(acc, keeps, loo_keeps):
+    """The failure analysis of the naive method, from :func:`accuracy_grid`'s table ``acc``: the rows
+    at ``keeps`` or ``loo_keeps`` of the single repairs (panel ``SINGLE_FIX_PANEL``, labels
+    ``SINGLE_FIX_LABELS``) then of the leave-one-out variants (``LEAVE_ONE_OUT_PANEL``), with
+    ``recovered`` (top-1 above ``naive`` at the same keep) and ``lost_vs_topk`` (top-1 below
+    ``topk`` at the same keep). The index is ``acc``'s (``topk`` rows appear in both panels)."""
+    import pandas as pd
+
+    fa = acc[acc["keep"].isin(list(keeps) + list(loo_keeps))]
+    fa = pd.concat([fa[fa["label"].isin(SINGLE_FIX_LABELS)].assign(panel=SINGLE_FIX_PANEL),
+                    fa[fa["label"].isin(LEAVE_ONE_OUT_LABELS)].assign(panel=LEAVE_ONE_OUT_PANEL)])
+    naive_by_keep = acc.query("label == 'naive'").set_index("keep")["top1"]
+    topk_by_keep = acc.query("label == 'topk'").set_index("keep")["top1"]
+    fa["recovered"] = fa["top1"] - fa["keep"].map(naive_by_keep)
+    fa["lost_vs_topk"] = fa["keep"].map(topk_by_keep) - fa["top1"]
+    return fa
 
 
 def best_within(table, baseline_top1: float, max_loss: float = 0.01, by: str = "speedup"):
@@ -193,80 +232,7 @@ def best_within(table, baseline_top1: float, max_loss: float = 0.01, by: str = "
     return None if ok.empty else ok.loc[ok[by].idxmax()]
 
 
-# ----------------------------------------------------------------- seed 002's Extension B
-class _CachedTowers(torch.nn.Module):
-    """A CLIPModel stand-in for Extension B: only the projections change between runs, so
-    the image tower's pooled outputs are computed once (indexed by image number) and each
-    run applies its own ``visual_projection`` / ``text_projection`` to them."""
-
-    def __init__(self, model, pooled_images: torch.Tensor, visual_projection, text_projection):
-        super().__init__()
-        self.text_model, self.pooled = model.text_model, pooled_images
-        self.visual_projection, self.text_projection = visual_projection, text_projection
-
-    def get_image_features(self, pixel_values):  # "pixel values" are image numbers here
-        return self.visual_projection(self.pooled[pixel_values])
-
-    def get_text_features(self, **inputs):
-        return self.text_projection(self.text_model(**inputs).pooler_output)
-
-
-class _Indexed:
-    def __init__(self, clip, model):
-        self.model, self._clip = model, clip
-
-    def pixel_values(self, images):
-        return torch.as_tensor(list(images))
-
-    def text_inputs(self, texts):
-        return self._clip.text_inputs(texts)
-
-
-@torch.no_grad()
-def lowrank_projections(clip, zs, ranks: list[int], batch_size: int = 256, progress: bool = True):
-    """Seed 002's Extension B, evaluated: the image and text projections (``W`` of shape
-    ``[p, d]``) replaced by truncated-SVD factors of rank ``r`` (``r (d + p)`` weights
-    instead of ``d p``), no fine-tuning. Zero-shot top-1 (``vlmid.metrics.zeroshot_top1``),
-    stored bytes and the relative Frobenius error of each factorised projection; rank
-    ``"full"`` is the dense original. Model bytes count the whole model with the factors."""
-    import pandas as pd
-    from tqdm.auto import tqdm
-
-    from ..compress.lowrank import factorize_linear
-    from ..data.base import ZeroShotSet
-    from ..metrics.zeroshot import zeroshot_top1
-
-    model = clip.model
-    _, zs_px = preprocess(clip, zs)
-    pooled = torch.cat([model.vision_model(pixel_values=torch.stack(zs_px.images[s:s + batch_size])).pooler_output
-                        for s in range(0, len(zs_px.images), batch_size)])
-    zs_idx = ZeroShotSet(images=list(range(len(pooled))), labels=zs.labels, classnames=zs.classnames,
-                         templates=zs.templates)
-    dense_bytes = param_bytes(model)
-    rows = []
-    for rank in tqdm([None] + list(ranks), desc="low-rank projections", disable=not progress):
-        proj, errors = {}, {}
-        for name in ("visual_projection", "text_projection"):
-            dense = getattr(model, name)
-            if rank is None:
-                proj[name], errors[name] = dense, 0.0
-                continue
-            low = factorize_linear(dense, rank=rank)
-            eye = torch.eye(dense.in_features, dtype=dense.weight.dtype, device=dense.weight.device)
-            w_r = low(eye).T  # the factorised matrix, [p, d]
-            proj[name], errors[name] = low, float((dense.weight - w_r).norm() / dense.weight.norm())
-        stand_in = _Indexed(clip, _CachedTowers(model, pooled, proj["visual_projection"], proj["text_projection"]))
-        proj_bytes = sum(param_bytes(m) for m in proj.values())
-        dense_proj = param_bytes(model.visual_projection) + param_bytes(model.text_projection)
-        rows.append({"rank": "full" if rank is None else rank,
-                     "projection_params": sum(p.numel() for m in proj.values() for p in m.parameters()),
-                     "projection_bytes": proj_bytes,
-                     "model_bytes": dense_bytes - dense_proj + proj_bytes,
-                     "rel_error_visual": errors["visual_projection"], "rel_error_text": errors["text_projection"],
-                     "top1": zeroshot_top1(stand_in, zs_idx, batch_size)})
-    return pd.DataFrame(rows)
-
-
-__all__ = ["Spec", "SEED_AND_SINGLE_FIXES", "LEAVE_ONE_OUT", "PUBLISHED", "BASELINE", "grid", "variant_name",
-           "preprocess", "accuracy_grid", "cost_grid", "resize_pixels", "scaling_grid", "pareto_front",
-           "best_within", "lowrank_projections", "count_flops"]
+__all__ = ["Spec", "REPORT_AND_SINGLE_FIXES", "LEAVE_ONE_OUT", "PUBLISHED", "BASELINE", "grid", "variant_name",
+           "Setup", "setup", "preprocess", "accuracy_grid", "SINGLE_FIX_LABELS", "LEAVE_ONE_OUT_LABELS",
+           "SINGLE_FIX_PANEL", "LEAVE_ONE_OUT_PANEL", "failure_analysis", "cost_grid", "resize_pixels", "scaling_grid",
+           "best_within"]

@@ -1,0 +1,85 @@
+"""vlmid.params.flickr8k: notebook 04's parameters as a dataclass (defaults, smoke sizes, range checks)."""
+import dataclasses
+import json
+
+import pytest
+
+from vlmid.params.flickr8k import Flickr8kParams
+from vlmid.paths import REPO_ROOT
+
+NOTEBOOK = REPO_ROOT / "notebooks" / "04_flickr8k_token_pruned.ipynb"
+
+
+def _parameters_cell() -> dict:
+    """The names the notebook's papermill ``parameters`` cell sets, with its values."""
+    cells = json.loads(NOTEBOOK.read_text(encoding="utf-8"))["cells"]
+    (cell,) = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    namespace: dict = {}
+    exec("".join(cell["source"]), {}, namespace)
+    return namespace
+
+
+def test_defaults_are_the_notebooks_parameters():
+    cell = _parameters_cell()
+    fields = {f.name for f in dataclasses.fields(Flickr8kParams)}
+    assert set(cell) == fields                                    # the same names, none missing, none extra
+    assert Flickr8kParams().namespace() == cell                   # and the same defaults
+    assert Flickr8kParams.from_namespace(cell).namespace() == cell
+
+
+def test_defaults_are_the_flickr8k_reports_setup():
+    p = Flickr8kParams()
+    assert (p.image_size, p.patch_size, p.sample_ratio, p.epochs, p.batch_size, p.lr, p.default_keep) == \
+        (112, 16, 0.4, 3, 16, 1e-3, 0.5)
+    assert Flickr8kParams().keep_ratios is not p.keep_ratios      # no list shared between instances
+
+
+def test_smoke_sizes():
+    p = Flickr8kParams(smoke=True)
+    assert (p.epochs, p.keep_ratios, p.extra_seeds, p.depth, p.sample_ratio) == (2, [0.25, 0.5], [], 1, 1.0)
+    assert (p.image_size, p.patch_size, p.batch_size, p.width, p.default_keep) == (112, 16, 16, 64, 0.5)
+    assert Flickr8kParams(smoke=True).keep_ratios is not p.keep_ratios
+
+
+def test_keep_ratios_come_back_sorted_as_floats_and_namespace_is_plain():
+    p = Flickr8kParams(keep_ratios=[0.75, 1, 0.25], default_keep=1, epochs=4.0)
+    assert p.keep_ratios == [0.25, 0.75, 1.0] and p.default_keep == 1.0
+    assert p.epochs == 4 and isinstance(p.epochs, int)
+    ns = p.namespace()
+    assert ns["keep_ratios"] == [0.25, 0.75, 1.0] and ns["profile"] == "tiny" and ns["seed"] == 0
+
+
+def test_from_namespace_takes_only_its_fields():
+    p = Flickr8kParams.from_namespace({"epochs": 5, "seed": 2, "In": [], "torch": object()})
+    assert p.epochs == 5 and p.seed == 2 and p.batch_size == 16
+
+
+@pytest.mark.parametrize("name, bad", [
+    ("sample_ratio", 0.0), ("sample_ratio", 1.5), ("sample_ratio", -0.1),
+    ("keep_ratios", [0.5, 0.0]), ("keep_ratios", [0.5, 1.5]), ("keep_ratios", [0.5, True]), ("keep_ratios", 0.5),
+    ("default_keep", 0.3), ("default_keep", 0.0), ("default_keep", 2.0),
+    ("epochs", 1), ("epochs", 2.5), ("epochs", True),
+    ("batch_size", 1), ("batch_size", 0),
+    ("depth", 0), ("depth", 1.5),
+    ("image_size", 100), ("image_size", 0),
+    ("patch_size", 0), ("patch_size", 15),
+    ("width", 2), ("threads", 0), ("extra_seeds", [-1]), ("lr", 0.0), ("lr", -1e-3),
+    ("profile", "huge"), ("seed", -1),
+])
+def test_a_bad_value_names_its_parameter(name, bad):
+    with pytest.raises(ValueError, match=name):
+        Flickr8kParams(**{name: bad})
+
+
+def test_default_keep_must_survive_the_smoke_sizes():
+    Flickr8kParams(default_keep=0.25, smoke=True)
+    with pytest.raises(ValueError, match="default_keep"):
+        Flickr8kParams(default_keep=0.75, smoke=True)   # smoke keeps 0.25 and 0.5 only
+
+
+def test_the_notebook_builds_its_parameters_from_the_dataclass():
+    cells = json.loads(NOTEBOOK.read_text(encoding="utf-8"))["cells"]
+    code = [c for c in cells if c["cell_type"] == "code"]
+    second = "".join(code[1]["source"])
+    assert "Flickr8kParams.from_namespace(globals())" in second and "globals().update(P.namespace())" in second
+    assert "raise ValueError" not in second                       # the checks live in the dataclass now

@@ -1,0 +1,90 @@
+"""Compression methods as functions ``adapter -> adapter``: quantization, low rank, layer dropping,
+fine-tuning, and their chains. A new method is one small function."""
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+from . import layerdrop, lowrank, quantize
+from .adapters import ModelAdapter
+
+def fp32(ad: ModelAdapter) -> ModelAdapter:
+    """The uncompressed reference."""
+    return ad.with_model(ad.model, layers=[])
+
+
+def bf16(skip=()) -> Callable:
+    def method(ad):
+        names = quantize.linear_names(ad.model, skip)
+        return ad.with_model(quantize.to_bf16(ad.model), layers=names)
+    return method
+
+
+def int8_dynamic(skip=(), per_channel: bool = True) -> Callable:
+    def method(ad):
+        names = quantize.linear_names(ad.model, skip)
+        return ad.with_model(quantize.quantize_int8_dynamic(ad.model, skip, per_channel), layers=names)
+    return method
+
+
+def bnb(mode: str = "nf4", skip=(), double_quant: bool = False) -> Callable:
+    def method(ad):
+        names = quantize.linear_names(ad.model, skip)
+        return ad.with_model(quantize.quantize_bnb(ad.model, mode, skip, double_quant), layers=names)
+    return method
+
+
+def svd(energy: float | None = 0.8, method: str = "plain", skip=(), ranks_from: dict | None = None,
+        n_calib: int = 32) -> Callable:
+    """Low-rank factorization. The rank of each layer comes from the retained energy of its *plain*
+    spectrum whatever the method, so ``svd(e, "plain")`` and ``svd(e, "whiten")`` have equal size;
+    ``ranks_from=`` a plan (name -> {"rank": r}) reuses given ranks instead."""
+    def apply(ad):
+        plan = ranks_from if ranks_from is not None else lowrank.plan_ranks(ad.model, energy, skip)
+        stats = None
+        if method != "plain":
+            stats = lowrank.collect_input_stats(ad.model, ad.calibration_run(n_calib), list(plan),
+                                                gram=(method == "whiten"))
+        m, plan = lowrank.factorize(ad.model, method=method, stats=stats, ranks=plan)
+        fact, dense = lowrank.plan_params(plan)
+        return ad.with_model(m, layers=list(plan), plan=plan, energy=energy, method=method,
+                             factor_weights=fact, dense_weights=dense)
+    return apply
+
+
+def layer_drop(drop: Iterable[int] | None = None, finetune_examples=None, steps: int = 0,
+               lr: float = 5e-4, batch_size: int = 32, seed: int = 0, path: str | None = None) -> Callable:
+    """Drop decoder layers (default every second, keeping the last), then optionally fine-tune."""
+    def apply(ad):
+        p = path or layerdrop.decoder_layers_path(ad.model)
+        n = len(ad.model.get_submodule(p))
+        idx = layerdrop.every_second(n) if drop is None else list(drop)
+        new = ad.with_model(layerdrop.drop_layers(ad.model, idx, p), layers=None, dropped=idx)
+        if steps:
+            new.notes["finetune_losses"] = layerdrop.finetune(new.bundle, finetune_examples, steps, lr,
+                                                              batch_size, seed)
+        return new
+    return apply
+
+
+def fine_tuned(examples, steps: int, lr: float = 5e-4, batch_size: int = 32, seed: int = 0) -> Callable:
+    """The uncompressed model fine-tuned exactly like a compressed one: the control that separates
+    "the fine-tune helped" from "the compression cost nothing"."""
+    def apply(ad):
+        import copy
+        new = ad.with_model(copy.deepcopy(ad.model), layers=[])
+        new.notes["finetune_losses"] = layerdrop.finetune(new.bundle, examples, steps, lr, batch_size, seed)
+        return new
+    return apply
+
+
+def chain(*methods: Callable) -> Callable:
+    """Apply methods one after the other (e.g. low-rank, then int8). Layers: those of the first."""
+    def apply(ad):
+        out = ad
+        for i, m in enumerate(methods):
+            nxt = m(out)
+            if i > 0:
+                nxt.compressed_layers = out.compressed_layers
+            out = nxt
+        return out
+    return apply

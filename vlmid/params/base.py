@@ -1,0 +1,70 @@
+"""What every notebook's parameters share: profile, seed, smoke, results folder, and the checks."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar, Mapping
+
+from ..paths import check_profile
+
+
+def check_whole(name: str, value: Any, low: int = 0, high: int | None = None) -> int:
+    """A whole number in ``[low, high]``, else a ValueError that says what is allowed."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value \
+            or value < low or (high is not None and value > high):
+        where = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise ValueError(f"{name}={value!r} is out of range: it must be a whole number {where}")
+    return int(value)
+
+
+def check_choice(name: str, value: Any, choices) -> Any:
+    """One of ``choices``, else a ValueError that lists them."""
+    if value not in tuple(choices):
+        raise ValueError(f"{name}={value!r}: use one of {', '.join(repr(c) for c in choices)}")
+    return value
+
+
+@dataclass
+class NotebookParams:
+    """Base of the per-notebook parameter dataclasses.
+
+    Subclasses add their fields (``None`` meaning "the profile's default"), and may set
+    ``PROFILE_DEFAULTS`` (field -> value per profile, filled in where a field is ``None``),
+    ``SMOKE`` (field -> value, or a function of the current value, used when ``smoke`` is true:
+    seconds instead of minutes, the same code path) and override :meth:`check` (range checks on
+    the values the user gave) and :meth:`finish` (values derived from the others).
+    """
+    profile: str = "tiny"      # "tiny": offline, models trained here | "paper": real checkpoints and datasets
+    seed: int = 0
+    smoke: bool = False        # tiny sizes for the test-suite
+    results_dir: str | None = None
+
+    PROFILE_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {}
+    SMOKE: ClassVar[dict[str, Any]] = {}
+
+    def __post_init__(self):
+        check_profile(self.profile)
+        check_whole("seed", self.seed, 0)
+        for name, value in self.PROFILE_DEFAULTS.get(self.profile, {}).items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+        self.check()  # what the user asked for is checked before the smoke sizes replace it
+        if self.smoke:
+            for name, value in self.SMOKE.items():
+                setattr(self, name, value(getattr(self, name)) if callable(value) else value)
+        self.finish()
+
+    def check(self) -> None:
+        """Range checks with errors that say what to do (subclasses)."""
+
+    def finish(self) -> None:
+        """Derived values, after the defaults and smoke sizes are in (subclasses)."""
+
+    @classmethod
+    def from_namespace(cls, namespace: Mapping[str, Any]):
+        """The dataclass from a notebook's globals (or any mapping): every field found there is taken."""
+        return cls(**{f.name: namespace[f.name] for f in dataclasses.fields(cls) if f.name in namespace})
+
+    def namespace(self) -> dict[str, Any]:
+        """Field name -> value (shallow), for ``globals().update(...)`` in a notebook."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

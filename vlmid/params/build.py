@@ -1,0 +1,26 @@
+"""Notebook 00's parameters: how many images the quality gates of the built models are measured on."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from .base import NotebookParams
+
+
+@dataclass
+class BuildParams(NotebookParams):
+    """``00_build_models_and_data``: captioning, zero-shot and probe sizes."""
+    n_test: int = 1000              # test images captioned (tiny: all 1000 held-out scenes)
+    n_zeroshot: int | None = None   # zero-shot images (None: all 10000 Fashion-MNIST test photos / CIFAR-10 test)
+    n_probe: int = 2000             # single items for the linear probes
+
+    # seconds, not minutes: smoke models are trained for a few steps and mean nothing
+    SMOKE: ClassVar[dict] = {"n_test": lambda n: min(n, 24), "n_zeroshot": 60, "n_probe": lambda n: min(n, 120)}
+
+    def check(self) -> None:
+        sizes = [("n_test", self.n_test), ("n_probe", self.n_probe)]
+        if self.n_zeroshot is not None:
+            sizes.append(("n_zeroshot", self.n_zeroshot))
+        for name, value in sizes:
+            if not isinstance(value, int) or value < 2:
+                raise ValueError(f"{name}={value!r}: must be an integer >= 2")

@@ -1,0 +1,59 @@
+"""Parameters of notebook 05 (quantization, layer dropping and low-rank factorization).
+
+The notebook's ``parameters`` cell stays plain (papermill overrides it); its second cell turns
+it into :class:`CompressionParams`, which checks the ranges, swaps in the smoke sizes, caps
+``n_calib`` at ``n_train`` and hands the values back as plain names.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from ..paths import check_fraction
+from .base import NotebookParams, check_whole
+
+
+@dataclass
+class CompressionParams(NotebookParams):
+    """Data sizes, low-rank energies, fine-tune and timing settings of notebook 05."""
+    n_test: int = 200                 # test images captioned by every method (CIDEr's IDF comes from them)
+    n_train: int = 1000               # training examples: calibration (activation statistics) and fine-tuning
+    n_calib: int = 128                # calibration examples for the activation-aware factorization (at most n_train)
+    energies: list[float] = field(default_factory=lambda: [0.9, 0.8, 0.6, 0.5])  # retained spectral energy of the low-rank variants (four sizes)
+    mid_energy: float = 0.8           # the size reported in metrics.json (svd_plain_cider, svd_aware_cider); one of energies
+    keep_last_dense: int = 1          # last decoder layers not factorized (the compression slides: else garbage); the LM head never is
+    finetune_steps: int = 60          # short fine-tune after dropping every second decoder layer
+    finetune_lr: float = 3e-5         # small: the model is already trained; 1e-4 cost the fp32 control 0.09 CIDEr
+    finetune_batch: int = 32
+    n_zeroshot: int = 500             # zero-shot images for CLIP
+    latency_batch: int = 8            # images per timed call
+    latency_repeats: int = 3          # interleaved timing rounds after one warm-up (median reported)
+    threads: int = 1                  # torch threads (the machine is shared; recorded in provenance)
+
+    # shrink everything: the smoke models are untrained, the point is that every cell runs
+    SMOKE: ClassVar[dict[str, Any]] = {
+        "n_test": 12, "n_train": 24, "n_calib": 8, "n_zeroshot": 40,
+        "energies": [0.6], "mid_energy": 0.6,
+        "finetune_steps": 2, "finetune_batch": 4, "latency_batch": 2, "latency_repeats": 1,
+    }
+
+    def check(self) -> None:
+        for name in ("n_test", "n_train", "n_calib", "n_zeroshot", "latency_batch", "latency_repeats", "threads",
+                     "finetune_batch"):
+            setattr(self, name, check_whole(name, getattr(self, name), 1))
+        self.finetune_steps = check_whole("finetune_steps", self.finetune_steps, 0)
+        if not self.energies:
+            raise ValueError("energies must list at least one retained-energy fraction in (0, 1)")
+        for e in self.energies:
+            check_fraction("energies", e, 0.0, 1.0, include_low=False)
+        check_fraction("mid_energy", self.mid_energy, 0.0, 1.0, include_low=False)
+        if self.mid_energy not in self.energies:
+            raise ValueError(f"mid_energy={self.mid_energy!r} must be one of energies={self.energies!r}")
+        self.keep_last_dense = check_whole("keep_last_dense", self.keep_last_dense, 0)
+        check_fraction("finetune_lr", self.finetune_lr, 0.0, 1.0, include_low=False)
+
+    def finish(self) -> None:
+        self.n_calib = min(self.n_calib, self.n_train)  # calibration examples come out of the training split
+
+
+__all__ = ["CompressionParams"]

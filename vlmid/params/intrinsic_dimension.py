@@ -1,0 +1,58 @@
+"""Notebook 01's parameters: points, poolings, bootstrap and the TwoNN benchmark."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from .base import NotebookParams
+
+
+def _poolings() -> tuple[str, ...]:
+    from ..id import POOLINGS  # imported here: ``vlmid.id`` pulls in torch, the parameters need not
+
+    return POOLINGS
+
+
+@dataclass
+class IntrinsicDimensionParams(NotebookParams):
+    """``01_intrinsic_dimension``: what is measured, on how many points, and the benchmark sizes."""
+    n_points: int = 1000      # test images (each with its first reference caption): one point per image
+    batch_size: int = 100     # images per forward pass while collecting representations
+    pooling: str = "mean"     # one vector per input for the profiles and the per-Linear IDs: "cls", "mean", "flatten"
+    poolings: list[str] = field(default_factory=lambda: ["cls", "mean", "flatten"])  # compared on one figure
+    n_bootstrap: int = 200    # bootstrap resamples of the ratios mu, for the confidence bands
+    benchmark_sizes: list[int] = field(default_factory=lambda: [2000, 5000])  # points (x 768 dims), TwoNN vs skdim
+    benchmark_repeats: int = 5  # interleaved repeats; medians are reported
+    threads: int = 1          # torch / BLAS threads (the machine is shared)
+
+    # a run of seconds: few points, one small benchmark
+    SMOKE: ClassVar[dict] = {"n_points": lambda n: min(n, 64), "n_bootstrap": lambda n: min(n, 20),
+                             "benchmark_sizes": lambda _: [400], "benchmark_repeats": 1}
+
+    def check(self) -> None:
+        pools = _poolings()
+        n_points, batch_size, n_bootstrap = self.n_points, self.batch_size, self.n_bootstrap
+        benchmark_sizes, benchmark_repeats, threads = self.benchmark_sizes, self.benchmark_repeats, self.threads
+        if not (isinstance(n_points, int) and n_points >= 20):
+            raise ValueError(f"n_points={n_points!r} must be a whole number >= 20 (TwoNN needs neighbours to fit)")
+        if not (isinstance(batch_size, int) and batch_size >= 1):
+            raise ValueError(f"batch_size={batch_size!r} must be a whole number >= 1")
+        if self.pooling not in pools:
+            raise ValueError(f"pooling={self.pooling!r} must be one of {pools}")
+        if not (set(self.poolings) <= set(pools)):
+            raise ValueError(f"poolings={self.poolings!r} must be a list drawn from {pools}")
+        if not (isinstance(n_bootstrap, int) and 0 <= n_bootstrap <= 10_000):
+            raise ValueError(f"n_bootstrap={n_bootstrap!r} must be a whole number in [0, 10000]")
+        if not (len(benchmark_sizes) >= 1 and all(isinstance(n, int) and 100 <= n <= 50_000 for n in benchmark_sizes)):
+            raise ValueError(f"benchmark_sizes={benchmark_sizes!r} must be whole numbers in [100, 50000]")
+        if not (isinstance(benchmark_repeats, int) and 1 <= benchmark_repeats <= 50):
+            raise ValueError(f"benchmark_repeats={benchmark_repeats!r} must be a whole number in [1, 50]")
+        if not (isinstance(threads, int) and threads >= 1):
+            raise ValueError(f"threads={threads!r} must be a whole number >= 1")
+
+    def finish(self) -> None:
+        self.poolings = list(dict.fromkeys([self.pooling, *self.poolings]))  # the main pooling is always measured
+        if self.profile == "paper" and "flatten" in self.poolings and self.pooling != "flatten":
+            # BLIP-base vision blocks flatten to 577 tokens x 768 = 443k numbers per image: ~20 GB for 12 layers
+            self.poolings.remove("flatten")
+            print("paper profile: 'flatten' pooling left out of the comparison (about 20 GB of activations at 1000 images)")

@@ -1,0 +1,57 @@
+"""Notebook 02's parameters: the sparsities, the pruning schedule and its fine-tuning, per profile."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from ..paths import check_fraction
+from .base import NotebookParams, check_whole
+
+
+@dataclass
+class PruningParams(NotebookParams):
+    """``02_pruning_blip``: ``None`` sizes take the profile's default (``PROFILE_DEFAULTS``)."""
+    # checkpoints of every schedule: fraction of prunable Linear weights set to 0 (sorted; must hold 0.4)
+    sparsities: list[float] = field(default_factory=lambda: [0.2, 0.4, 0.6, 0.8])
+    n_seeds_at_40: int = 2    # fine-tuning seeds (seed, seed+1, ...) for every method at 40 % sparsity
+    n_test: int | None = None       # test images (None: tiny 150, paper 5000, the whole Karpathy test split)
+    n_val: int | None = None        # validation images for the layer utilities (None: tiny 48, paper 500)
+    total_steps: int | None = None  # length T of the cubic schedule in optimiser steps (None: tiny 80, paper 4000)
+    hold_steps: int | None = None   # recovery steps at each checkpoint before it is evaluated (None: tiny 6, paper 200)
+    delta_t: int = 10         # masks recomputed every delta_t steps (PLATON's dT)
+    initial_warmup: int = 5   # t_i: dense fine-tuning steps before pruning starts
+    batch_size: int | None = None   # (None: tiny 24, paper 16)
+    lr: float | None = None   # AdamW learning rate (None: tiny 3e-5, paper 1e-5 as in the study; on 300 val
+    #                           scenes 60 dense steps at 1e-4 cost the tiny BLIP 0.05 CIDEr, at 3e-5 0.005)
+    lam: float = 1.0          # lambda of the layer score (its two terms are each scaled to a maximum of 1)
+    spread: float = 0.5       # layer score: layer sparsities range over target +- spread * min(target, 1 - target)
+    modality_method: str = "magnitude"  # the score used for the vision-only / language-only comparison
+
+    PROFILE_DEFAULTS: ClassVar[dict] = {
+        "tiny": dict(n_test=150, n_val=48, total_steps=80, hold_steps=6, batch_size=24, lr=3e-5),
+        "paper": dict(n_test=5000, n_val=500, total_steps=4000, hold_steps=200, batch_size=16, lr=1e-5),
+    }
+    # a few steps and images: checks that every cell runs, the numbers mean nothing
+    SMOKE: ClassVar[dict] = dict(n_test=10, n_val=6, total_steps=6, hold_steps=1, delta_t=2, initial_warmup=1,
+                                 batch_size=4, sparsities=lambda _: [0.4, 0.8], n_seeds_at_40=1)
+
+    def check(self) -> None:
+        sparsities = sorted(float(s) for s in self.sparsities)
+        for s in sparsities:
+            check_fraction("sparsities[...]", s, 0.0, 0.95, include_low=False)
+        if 0.4 not in sparsities:
+            raise ValueError(f"sparsities={sparsities}: must contain 0.4 (the study's headline sparsity)")
+        for name, low in [("n_seeds_at_40", 1), ("n_test", 2), ("n_val", 2), ("total_steps", 2), ("hold_steps", 0),
+                          ("delta_t", 1), ("initial_warmup", 0), ("batch_size", 1)]:
+            check_whole(name, getattr(self, name), low)  # checked, not converted: the value stays as given
+        if self.initial_warmup >= self.total_steps:
+            raise ValueError(f"initial_warmup={self.initial_warmup} must be smaller than total_steps={self.total_steps}")
+        check_fraction("lr", self.lr, 0.0, 1.0, include_low=False)
+        if self.lam < 0:
+            raise ValueError(f"lam={self.lam!r} is out of range: it must be >= 0")
+        check_fraction("spread", self.spread, 0.0, 1.0)
+        if self.modality_method not in ("magnitude", "gradient", "platon"):
+            raise ValueError(f"modality_method={self.modality_method!r}: use 'magnitude', 'gradient' or 'platon'")
+
+    def finish(self) -> None:
+        self.sparsities = sorted(float(s) for s in self.sparsities)
