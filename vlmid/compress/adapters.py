@@ -17,6 +17,7 @@ from ..models.bundles import Qwen2VLBundle
 class ModelAdapter:
     """One model family. Subclasses set ``kind`` and implement the three hooks below."""
     kind = "model"
+    extras: tuple[str, ...] = ()  # constructor arguments of a subclass that ``with_model`` carries over
 
     def __init__(self, bundle, compressed_layers: list[str] | None = None, notes: dict | None = None):
         self.bundle = bundle
@@ -32,7 +33,10 @@ class ModelAdapter:
         new = dataclasses.replace(self.bundle, model=model) if dataclasses.is_dataclass(self.bundle) \
             else _shallow_with(self.bundle, model)
         layers = list(layers) if layers is not None else self.compressed_layers
-        return type(self)(new, layers, {**self.notes, **notes})
+        adapter = type(self)(new, layers, {**self.notes, **notes})
+        for name in self.extras:  # the subclass's own inputs (calibration set, timing images) carry over
+            setattr(adapter, name, getattr(self, name))
+        return adapter
 
     # -- hooks ------------------------------------------------------------------------
     def calibration_run(self, n: int = 32) -> Callable[[], None]:
@@ -54,16 +58,12 @@ def _shallow_with(bundle, model):
 class CaptionerAdapter(ModelAdapter):
     """A ``vlmid.models.Captioner`` (BLIP). Calibration: teacher-forced forwards on ``calib`` examples."""
     kind = "captioner"
+    extras = ("calib", "timing_images")
 
     def __init__(self, bundle, compressed_layers=None, notes=None, calib=None, timing_images=None):
         super().__init__(bundle, compressed_layers, notes)
         self.calib = calib
         self.timing_images = timing_images
-
-    def with_model(self, model, layers=None, **notes):
-        new = super().with_model(model, layers, **notes)
-        new.calib, new.timing_images = self.calib, self.timing_images
-        return new
 
     def generate(self, images, batch_size: int = 64) -> list[str]:
         return self.bundle.generate(images, batch_size=batch_size)
@@ -98,16 +98,12 @@ class CaptionerAdapter(ModelAdapter):
 class ClipAdapter(ModelAdapter):
     """A ``vlmid.models.ClipBundle``. Calibration: image + prompt forwards; latency: image features."""
     kind = "clip"
+    extras = ("zs", "timing_images")
 
     def __init__(self, bundle, compressed_layers=None, notes=None, zs=None, timing_images=None):
         super().__init__(bundle, compressed_layers, notes)
         self.zs = zs
         self.timing_images = timing_images
-
-    def with_model(self, model, layers=None, **notes):
-        new = super().with_model(model, layers, **notes)
-        new.zs, new.timing_images = self.zs, self.timing_images
-        return new
 
     def calibration_run(self, n: int = 32):
         if self.zs is None:

@@ -2,7 +2,8 @@
 
 Variants are timed with the repository's one timing protocol (``vlmid.profiling.time_variants``:
 round-robin, each repeat runs every variant once in a rotated order), so a burst of load on a
-shared machine slows all of them alike; the median over repeats is reported. Both libraries get the same number of BLAS threads. The distance matrix alone
+shared machine slows all of them alike; the median over repeats is reported. Both libraries get
+the same number of BLAS threads. The distance matrix alone
 (float32 matrix products over the same chunks, no neighbour search) is the floor any exact
 TwoNN pays; ours computes only its upper triangle, so it can come in under it.
 """
@@ -64,6 +65,7 @@ def benchmark_twonn(sizes=(2000, 5000), dim: int = 768, intrinsic: int = 20, rep
     """
     import pandas as pd
     from threadpoolctl import threadpool_limits
+
     if repeats < 1:
         raise ValueError(f"repeats={repeats!r} must be >= 1")
     variants = {

@@ -72,8 +72,6 @@ def block_sites(model) -> list[Site]:
     return sites
 
 
-
-
 def linear_sites(model) -> list[Site]:
     """Every ``nn.Linear`` of the model (BLIP's tied LM head excepted), grouped by tower."""
     family = model_family(model)

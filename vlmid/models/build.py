@@ -108,7 +108,7 @@ def _val_items(seed: int, n: int):
     return {"images": images, "labels": labels[pick]}
 
 
-def _train_part(part: str, seed: int, smoke: bool, hp: "Recipe | dict", progress: bool) -> dict:
+def _train_part(part: str, seed: int, smoke: bool, hp: Recipe, progress: bool) -> dict:
     """Train one model (``"blip"`` or ``"clip"``) and save it under the build folder."""
     import torch
     from transformers import BlipForConditionalGeneration, CLIPModel
@@ -118,8 +118,6 @@ def _train_part(part: str, seed: int, smoke: bool, hp: "Recipe | dict", progress
     from .tiny import TinyConfig, blip_config, blip_processor, clip_config, clip_image_processor, n_params
     from .tokenizer import build_tokenizer
     from .train import pretrain_vision, train_blip, train_clip
-
-    hp = Recipe(**hp) if isinstance(hp, dict) else hp
 
     folder = models_root(seed, smoke)
     cpu0 = time.process_time()
@@ -265,7 +263,7 @@ def main(argv=None):
     if a.part:
         from ..results import write_json
         folder = models_root(a.seed, a.smoke)
-        hp = json.loads((folder / "hp.json").read_text())
+        hp = Recipe(**json.loads((folder / "hp.json").read_text()))
         write_json(folder / f"{a.part}.json", _train_part(a.part, a.seed, a.smoke, hp, progress=True))
         return
     folder = build(a.seed, a.smoke, force=a.force)

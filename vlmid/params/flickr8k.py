@@ -17,11 +17,10 @@ from .base import NotebookParams, check_whole
 
 
 def _check_keep_ratio(name: str, value: Any) -> float:
-    """A fraction of patch tokens in (0, 1] (the rule of ``vlmid.retrieval.check_keep_ratio``), named."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0.0 < value <= 1.0):
-        raise ValueError(f"{name}={value!r} is out of range: it must lie in (0, 1] "
-                         f"(the fraction of patch tokens kept)")
-    return float(value)
+    """``vlmid.retrieval.check_keep_ratio``, naming the parameter (imported here: retrieval pulls in torch)."""
+    from ..retrieval.models import check_keep_ratio
+
+    return check_keep_ratio(value, name)
 
 
 def _check_whole_because(name: str, value: Any, low: int, why: str) -> int:

@@ -63,10 +63,10 @@ class RetrievalConfig:
 # ---------------------------------------------------------------------------------------
 # token selection (pure tensor functions, testable without a model)
 # ---------------------------------------------------------------------------------------
-def check_keep_ratio(keep_ratio: float) -> float:
-    """A keep ratio is a fraction of tokens in (0, 1]; anything else is a ValueError."""
+def check_keep_ratio(keep_ratio: float, name: str = "keep_ratio") -> float:
+    """A keep ratio is a fraction of tokens in (0, 1]; anything else is a ValueError naming ``name``."""
     if isinstance(keep_ratio, bool) or not isinstance(keep_ratio, (int, float)) or not (0.0 < keep_ratio <= 1.0):
-        raise ValueError(f"keep_ratio={keep_ratio!r} is out of range: it must lie in (0, 1] "
+        raise ValueError(f"{name}={keep_ratio!r} is out of range: it must lie in (0, 1] "
                          f"(the fraction of patch tokens kept)")
     return float(keep_ratio)
 
