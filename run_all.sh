@@ -36,6 +36,9 @@ and wall times with provenance to results/manifest.json. Stops at the first fail
                         committed ones.
   --unpinned            install the newest versions pyproject.toml allows, not constraints.txt's
                         exact ones (also: VLMID_UNPINNED=1)
+  --cuda                on a GPU machine: install the CUDA build of torch 2.13.0 and torchvision 0.28.0
+                        from PyTorch's wheel index (VLMID_TORCH_INDEX, default .../whl/cu128) instead of
+                        the CPU build (also: VLMID_TORCH=cuda); the notebooks' device="auto" then uses it
   --tests               set up, then run pytest (extra arguments go to pytest)
   --setup-only          create .venv and install everything, run nothing
   --help                this text
@@ -49,6 +52,8 @@ TXT
 }
 
 profile=tiny; seed=0; only=""; smoke=0; results=""; mode=run; pytest_args=(); rebuild=0
+case "${VLMID_TORCH:-cpu}" in cpu|"") torch_build=cpu ;; cuda) torch_build=cuda ;;
+  *) echo "run_all.sh: VLMID_TORCH='$VLMID_TORCH': use 'cpu' (default) or 'cuda'" >&2; exit 2 ;; esac
 case "${VLMID_UNPINNED:-0}" in 0|"") unpinned=0 ;; *) unpinned=1 ;; esac
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -64,6 +69,7 @@ while [ $# -gt 0 ]; do
     --results=*) results="${1#*=}"; shift ;;
     --rebuild-models) rebuild=1; shift ;;
     --unpinned) unpinned=1; shift ;;
+    --cuda) torch_build=cuda; shift ;;
     --tests) mode=tests; shift; pytest_args=("$@"); break ;;
     --setup-only) mode=setup; shift ;;
     *) echo "run_all.sh: unknown option '$1' (see: bash run_all.sh --help)" >&2; exit 2 ;;
@@ -106,15 +112,26 @@ if [ "$unpinned" = 1 ]; then
 else
   pin=(-c constraints.txt); want="$( { cat pyproject.toml; cat constraints.txt; } | sha256sum | cut -c1-16)"
 fi
+want="$want-$torch_build"
+if [ "$torch_build" = cpu ] && command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+  echo ">>> a GPU is visible (nvidia-smi), but the CPU build of torch is installed: pass --cuda (or VLMID_TORCH=cuda)"
+  echo "    to install the CUDA build, so that the notebooks' device=\"auto\" runs on the GPU"
+fi
 
 if [ ! -x "$PY" ]; then
   echo ">>> creating $VENV"
   python3 -m venv "$VENV"
 fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo ">>> installing torch==2.13.0 (CPU build) first, then vlmid and its dependencies (a few minutes, once)"
   [ "$unpinned" = 1 ] && echo ">>> --unpinned: newest versions pyproject.toml allows, not constraints.txt's"
-  "$PY" -m pip install -qq --disable-pip-version-check ${pin[@]+"${pin[@]}"} torch==2.13.0
+  if [ "$torch_build" = cuda ]; then
+    index="${VLMID_TORCH_INDEX:-https://download.pytorch.org/whl/cu128}"
+    echo ">>> installing torch==2.13.0 and torchvision==0.28.0 (CUDA build, from $index) first, then vlmid"
+    "$PY" -m pip install -qq --disable-pip-version-check --index-url "$index" torch==2.13.0 torchvision==0.28.0
+  else
+    echo ">>> installing torch==2.13.0 (CPU build) first, then vlmid and its dependencies (a few minutes, once)"
+    "$PY" -m pip install -qq --disable-pip-version-check ${pin[@]+"${pin[@]}"} torch==2.13.0
+  fi
   "$PY" -m pip install -qq --disable-pip-version-check ${pin[@]+"${pin[@]}"} -e ".[dev]"
   "$PY" -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (vlmid)" >/dev/null
   echo "$want" > "$stamp"

@@ -13,7 +13,8 @@ from PIL import Image
 from vlmid.data.base import CaptionExample, ZeroShotSet
 from vlmid.metrics import captioning
 from vlmid.metrics.captioning import (caption_scores, cider_per_image, constant_caption_baseline,
-                                      evaluate_captioner, paired_difference, random_caption_baseline)
+                                      evaluate_captioner, random_caption_baseline)
+from vlmid.uncertainty import paired_difference
 from vlmid.metrics.zeroshot import class_text_embeddings, zeroshot_predict, zeroshot_top1
 
 REFS = {

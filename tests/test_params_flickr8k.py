@@ -4,6 +4,8 @@ import json
 
 import pytest
 
+from vlmid.paths import resolve_device
+
 from vlmid.params.flickr8k import Flickr8kParams
 from vlmid.paths import REPO_ROOT
 
@@ -23,8 +25,9 @@ def test_defaults_are_the_notebooks_parameters():
     cell = _parameters_cell()
     fields = {f.name for f in dataclasses.fields(Flickr8kParams)}
     assert set(cell) == fields                                    # the same names, none missing, none extra
-    assert Flickr8kParams().namespace() == cell                   # and the same defaults
-    assert Flickr8kParams.from_namespace(cell).namespace() == cell
+    resolved = {**cell, "device": resolve_device(cell["device"])}   # "auto" becomes the device found here
+    assert Flickr8kParams().namespace() == resolved               # and the same defaults
+    assert Flickr8kParams.from_namespace(cell).namespace() == resolved
 
 
 def test_defaults_are_the_flickr8k_reports_setup():

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from vlmid.paths import resolve_device
+
 from vlmid.params import NotebookParams
 from vlmid.params.build import BuildParams
 from vlmid.params.intrinsic_dimension import IntrinsicDimensionParams
@@ -52,6 +54,7 @@ def test_fields_are_the_parameters_cell_with_its_defaults(stem):
 
 def test_build_params_smoke_sizes():
     assert as_plain(BuildParams()) == dict(profile="tiny", seed=0, smoke=False, results_dir=None,
+                                           device=resolve_device("auto"),
                                            n_test=1000, n_zeroshot=None, n_probe=2000)
     p = BuildParams(smoke=True)
     assert (p.n_test, p.n_zeroshot, p.n_probe) == (24, 60, 120)
@@ -87,7 +90,7 @@ def test_poolings_are_those_of_vlmid_id():
 def test_pruning_params_per_profile_defaults_and_smoke():
     tiny, paper = PruningParams(), PruningParams(profile="paper")
     pick = lambda p: (p.n_test, p.n_val, p.total_steps, p.hold_steps, p.batch_size, p.lr)
-    assert pick(tiny) == (150, 48, 80, 6, 24, 3e-5)
+    assert pick(tiny) == (400, 48, 80, 6, 24, 3e-5)
     assert pick(paper) == (5000, 500, 4000, 200, 16, 1e-5)
     assert PruningParams(profile="paper", n_test=77, lr=2e-5).n_test == 77  # a given value beats the profile's
     for profile in ("tiny", "paper"):
@@ -151,3 +154,15 @@ def test_notebook_uses_its_dataclass(stem, cls_name):
     assert "globals().update(P.namespace())" in second
     assert "raise ValueError" not in second
     assert all(c["outputs"] == [] and c["execution_count"] is None for c in code)
+
+
+def test_device_auto_and_bad_devices():
+    import torch
+
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("cpu") == "cpu"
+    with pytest.raises(ValueError, match="'auto'"):
+        resolve_device("gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA build"):
+            PruningParams(device="cuda")   # checked with the other parameters, before anything runs

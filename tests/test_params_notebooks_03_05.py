@@ -9,6 +9,8 @@ import pathlib
 
 import pytest
 
+from vlmid.paths import resolve_device
+
 from vlmid.params import NotebookParams
 from vlmid.params.compression import CompressionParams
 from vlmid.params.token_pruning import TokenPruningParams
@@ -16,13 +18,13 @@ from vlmid.params.token_pruning import TokenPruningParams
 NOTEBOOKS = pathlib.Path(__file__).resolve().parents[1] / "notebooks"
 
 # the old parameters cells' values (the defaults every field must keep)
-DEFAULTS_03 = dict(profile="tiny", seed=0, smoke=False, results_dir=None,
+DEFAULTS_03 = dict(profile="tiny", seed=0, smoke=False, results_dir=None, device="auto",
                    keeps=[1.0, 0.9, 0.7, 0.5], search_keeps=[0.4, 0.3], loo_keeps=[1.0, 0.5],
-                   n_eval=1000, batch_size=32, repeats=7, warmup=1, threads=1, eval_threads=2,
+                   n_eval=2000, batch_size=32, repeats=7, warmup=1, threads=1, eval_threads=2,
                    scales=[1.0, 1.5, 2.0], scaling_batch=16, lowrank_ranks=[4, 8, 16, 32, 48, 64], max_loss=0.01)
 SMOKE_03 = dict(DEFAULTS_03, smoke=True, keeps=[1.0, 0.5], search_keeps=[], loo_keeps=[0.5], n_eval=100,
                 batch_size=16, repeats=2, warmup=1, scales=[1.0, 2.0], scaling_batch=4, lowrank_ranks=[4, 8])
-DEFAULTS_05 = dict(profile="tiny", seed=0, smoke=False, results_dir=None,
+DEFAULTS_05 = dict(profile="tiny", seed=0, smoke=False, results_dir=None, device="auto",
                    n_test=200, n_train=1000, n_calib=128, energies=[0.9, 0.8, 0.6, 0.5], mid_energy=0.8,
                    keep_last_dense=1, finetune_steps=60, finetune_lr=3e-5, finetune_batch=32, n_zeroshot=500,
                    latency_batch=8, latency_repeats=3, threads=1)
@@ -39,6 +41,10 @@ def parameters_cell(name: str) -> dict:
     return {k: v for k, v in ns.items() if not k.startswith("__")}
 
 
+def resolved(values: dict) -> dict:
+    return {**values, "device": resolve_device(values["device"])}
+
+
 CASES = [
     (TokenPruningParams, DEFAULTS_03, SMOKE_03, "03_clip_token_pruning.ipynb"),
     (CompressionParams, DEFAULTS_05, SMOKE_05, "05_quantization_lowrank.ipynb"),
@@ -50,13 +56,13 @@ IDS = ["03", "05"]
 @pytest.mark.parametrize("cls, defaults, smoke, notebook", CASES, ids=IDS)
 def test_defaults_are_the_notebooks(cls, defaults, smoke, notebook):
     assert issubclass(cls, NotebookParams)
-    assert cls().namespace() == defaults
+    assert cls().namespace() == resolved(defaults)   # "auto" becomes the device found here
     assert parameters_cell(notebook) == defaults   # the papermill cell: same names, same defaults
 
 
 @pytest.mark.parametrize("cls, defaults, smoke, notebook", CASES, ids=IDS)
 def test_smoke_sizes(cls, defaults, smoke, notebook):
-    assert cls(smoke=True).namespace() == smoke
+    assert cls(smoke=True).namespace() == resolved(smoke)
 
 
 def test_given_values_are_kept_and_checked_before_the_smoke_sizes():

@@ -8,12 +8,13 @@ import pytest
 import torch
 from torch import nn
 
-from vlmid.pruning import (Masks, MagnitudeScorer, PlatonScorer, PruneConfig, TaylorScorer,
-                           allocate_sparsity, apply_id_prior, cubic_keep_ratio, first_step_below,
+from vlmid.pruning import (METHODS, Masks, MagnitudeScorer, PlatonScorer, PruneConfig, TaylorScorer,
+                           WandaScorer, allocate_sparsity, apply_id_prior, cubic_keep_ratio, first_step_below,
                            global_kth_value, global_masks, layer_scores, layer_units, layer_utility,
-                           layerwise_masks, linear_group, load_linear_ids, magnitude_score,
+                           layerwise_masks, linear_group, load_linear_ids, magnitude_score, make_scorer,
                            module_sparsities, platon_score, platon_update, prunable_linears,
-                           prunable_weights, prune_finetune, sparsity_report, taylor_score)
+                           prunable_weights, prune_finetune, rowwise_masks, sparsity_report, taylor_score,
+                           wanda_masks, wanda_score)
 
 
 def tiny_blip(layers=2, hidden=32, seed=0):
@@ -152,6 +153,121 @@ def test_layerwise_masks_per_matrix():
     masks = layerwise_masks(scores, {"a": 0.3, "b": 0.9}, min_keep=2)
     assert int((~masks["a"]).sum()) == 30 and bool(masks["a"].reshape(-1)[30:].all())
     assert int((~masks["b"]).sum()) == 45
+
+
+# -- Wanda: |w| x input norm, compared within rows ----------------------------------------------
+WW = torch.tensor([[1.0, 2.0], [3.0, 0.5]])
+XW = torch.tensor([[2.4, 0.6], [3.2, 0.8]])  # two tokens; feature L2 norms: sqrt(2.4^2 + 3.2^2) = 4, 1
+
+
+def test_wanda_score_and_rowwise_masks_by_hand():
+    norms = XW.norm(dim=0)
+    assert torch.allclose(norms, torch.tensor([4.0, 1.0]))
+    sc = wanda_score(WW, norms)
+    assert torch.allclose(sc, torch.tensor([[4.0, 2.0], [12.0, 0.5]]))
+    # 50 % row by row: every row keeps its column 0 (4 > 2, 12 > 0.5)
+    row = rowwise_masks({"fc": sc}, {"fc": 0.5}, min_keep=1)["fc"]
+    assert torch.equal(row, torch.tensor([[True, False], [True, False]]))
+    assert torch.equal(wanda_masks({"fc": sc}, 0.5, min_keep=1)["fc"], row)
+    # global magnitude at 50 % drops the two smallest |w| (1 and 0.5): a different set
+    mag = global_masks({"fc": magnitude_score(WW)}, 0.5, min_keep=1)["fc"]
+    assert torch.equal(mag, torch.tensor([[False, True], [True, False]]))
+    # a 3 x 4 layer where even ONE threshold over the Wanda scores would differ: it empties row 2
+    w = torch.tensor([[1.0, -2.0, 3.0, 0.5], [4.0, 1.0, -0.5, 2.0], [0.1, 0.3, 0.1, 0.4]])
+    sc = wanda_score(w, torch.tensor([1.0, 2.0, 3.0, 0.5]))
+    assert torch.allclose(sc, torch.tensor([[1.0, 4.0, 9.0, 0.25], [4.0, 2.0, 1.5, 1.0], [0.1, 0.6, 0.3, 0.2]]))
+    row = rowwise_masks({"fc": sc}, {"fc": 0.5}, min_keep=1)["fc"]
+    assert torch.equal(row, torch.tensor([[False, True, True, False], [True, True, False, False],
+                                          [False, True, True, False]]))
+    one_threshold = global_masks({"fc": sc}, 0.5, min_keep=1)["fc"]
+    assert not one_threshold[2].any() and not torch.equal(one_threshold, row)
+    mag = global_masks({"fc": w.abs()}, 0.5, min_keep=1)["fc"]  # keeps 4, 3, 2, 2, 1, 1
+    assert torch.equal(mag, torch.tensor([[True, True, True, False], [True, True, False, True],
+                                          [False, False, False, False]]))
+    with pytest.raises(ValueError, match="in_features=2"):
+        wanda_score(WW, torch.ones(3))
+    with pytest.raises(ValueError, match="nn.Linear weight"):
+        wanda_score(torch.ones(4), torch.ones(4))
+    with pytest.raises(ValueError, match="negative"):
+        wanda_score(WW, torch.tensor([1.0, -1.0]))
+    with pytest.raises(ValueError, match="row-wise"):
+        rowwise_masks({"v": torch.ones(4)}, {"v": 0.5})
+
+
+def test_wanda_scorer_hooks_a_linear():
+    fc = nn.Linear(2, 2, bias=False)
+    with torch.no_grad():
+        fc.weight.copy_(WW)
+    scorer = WandaScorer({"fc": fc})
+    assert not scorer.needs_grad and len(fc._forward_pre_hooks) == 1
+    with pytest.raises(RuntimeError, match="no forward pass"):
+        scorer.scores()
+    x2 = torch.tensor([[[0.0, 3.0], [1.0, 1.0], [1.0, 0.0]]])  # (batch 1, 3 tokens, 2 features)
+    fc(XW)
+    fc(x2)
+    scorer.observe()  # a no-op: the hooks saw the inputs
+    with scorer.paused():  # an evaluation: not counted
+        fc(100 * XW)
+    # sum of squares over the 5 tokens: [16 + 2, 1 + 10] -> RMS sqrt([18/5, 11/5])
+    rms = torch.tensor([math.sqrt(18 / 5), math.sqrt(11 / 5)])
+    assert torch.allclose(scorer.input_rms()["fc"], rms)
+    got = scorer.scores()["fc"]
+    assert torch.allclose(got, WW * rms)
+    # the RMS is the L2 norm / sqrt(tokens): within each row it ranks like Wanda's score
+    l2 = torch.cat([XW, x2[0]]).norm(dim=0)
+    assert torch.allclose(got, wanda_score(WW, l2) / math.sqrt(5))
+    # the window starts afresh after scores()
+    with pytest.raises(RuntimeError, match="no forward pass"):
+        scorer.scores()
+    fc(XW)
+    assert torch.allclose(scorer.scores()["fc"], WW * torch.tensor([4.0, 1.0]) / math.sqrt(2))
+    scorer.close()
+    assert len(fc._forward_pre_hooks) == 0
+    fc(XW)  # no hook any more: nothing seen
+    with pytest.raises(RuntimeError, match="no forward pass"):
+        scorer.scores()
+    scorer.close()  # idempotent
+    # make_scorer: Wanda needs the modules; the others still take only weights
+    with pytest.raises(ValueError, match="modules"):
+        make_scorer("wanda", {"fc": fc.weight})
+    with make_scorer("wanda", {"fc": fc.weight}, modules={"fc": fc}) as s:
+        assert isinstance(s, WandaScorer) and len(fc._forward_pre_hooks) == 1
+    assert len(fc._forward_pre_hooks) == 0
+    assert isinstance(make_scorer("magnitude", {"fc": fc.weight}), MagnitudeScorer)
+    assert make_scorer("platon", {"fc": fc.weight}, beta1=0.5).beta1 == 0.5
+    with pytest.raises(TypeError, match="nn.Linear"):
+        WandaScorer({"conv": nn.Conv1d(2, 2, 1)})
+
+
+def test_wanda_masks_with_the_id_prior_shift_the_layer_budget():
+    g = torch.Generator().manual_seed(0)
+    scores = {"low_id": torch.rand(8, 10, generator=g), "high_id": torch.rand(8, 10, generator=g)}
+    ids = {"low_id": 1.0, "high_id": 3.0}
+    plain = wanda_masks(scores, 0.5, min_keep=1)
+    for m in plain.values():  # uniform: every row of every matrix loses round(0.5 * 10) = 5
+        assert ((~m).sum(1) == 5).all()
+    prior = wanda_masks(scores, 0.5, ids, min_keep=1)
+    budget = global_masks(apply_id_prior(scores, ids), 0.5, min_keep=1)
+    lost = {n: int((~m).sum()) for n, m in prior.items()}
+    assert lost["high_id"] < 30 < 50 < lost["low_id"]  # the high-ID layer keeps far more
+    for n, m in prior.items():
+        s = int((~budget[n]).sum()) / m.numel()
+        assert s not in (0.0, 0.5, 1.0)
+        assert ((~m).sum(1) == round(s * 10)).all()  # row by row inside the matrix
+        for r in range(m.shape[0]):  # and inside a row, the lowest scores go
+            assert scores[n][r][~m[r]].max() <= scores[n][r][m[r]].min()
+    total = sum(lost.values())
+    assert abs(total - 80) <= 8  # within half the number of rows of round(0.5 * 160)
+    # the ID-weighted global mask itself is not row-wise: its rows lose different counts
+    assert len({int(c) for c in (~budget["low_id"]).sum(1)}) > 1
+    assert not torch.equal(prior["low_id"], budget["low_id"])
+    with pytest.raises(ValueError, match="sparsity"):
+        wanda_masks(scores, 1.5)
+    with pytest.raises(KeyError, match="no intrinsic dimension"):
+        wanda_masks(scores, 0.5, {"low_id": 1.0})
+    # min_keep: a fully pruned matrix still keeps ceil(min_keep / rows) per row
+    full = rowwise_masks({"m": torch.rand(3, 5, generator=g)}, {"m": 1.0}, min_keep=4)["m"]
+    assert (full.sum(1) == 2).all()
 
 
 # -- masks stay applied --------------------------------------------------------------------
@@ -309,6 +425,41 @@ def test_prune_finetune_on_tiny_blip(method, id_prior):
     # stopped after the last checkpoint, and the pruned weights stayed zero in the model
     assert sparsity_report(model).overall >= 0.4 - 1e-3
     assert model.text_decoder.bert.embeddings.word_embeddings.weight.ne(0).all()
+
+
+@pytest.mark.parametrize("id_prior", [False, True])
+def test_prune_finetune_wanda_on_tiny_blip(id_prior):
+    torch.set_num_threads(1)
+    model = tiny_blip()
+    linears = prunable_linears(model)
+    ids = {n: float(i % 7 + 1) for i, n in enumerate(linears)}
+    rows = []
+
+    def on_checkpoint(sparsity, m):
+        # pruned row by row: without the prior every row of a matrix loses round(s * in) weights
+        for n, lin in linears.items():
+            per_row = {int(c) for c in (lin.weight == 0).sum(1)}
+            rows.append((sparsity, n, per_row, lin.in_features))
+        m(pixel_values=torch.randn(1, 3, 32, 32), input_ids=torch.ones(1, 4, dtype=torch.long))  # paused
+        return {}
+
+    assert "wanda" in METHODS
+    cfg = PruneConfig(method="wanda", id_prior=id_prior, final_sparsity=0.6, total_steps=12, initial_warmup=1,
+                      final_warmup=1, delta_t=2, lr=1e-3, checkpoints=(0.2, 0.4), hold_steps=1)
+    run = prune_finetune(model, blip_loss(model), blip_batches(), cfg, ids=ids, on_checkpoint=on_checkpoint,
+                         progress=False)
+    assert [c["sparsity"] for c in run.checkpoints] == [0.2, 0.4]
+    tol = 0.5 / min(lin.in_features for lin in linears.values()) + 1e-6  # per-row rounding
+    for c in run.checkpoints:
+        assert abs(c["actual_sparsity"] - c["sparsity"]) <= tol
+    if not id_prior:
+        for s, n, per_row, n_in in rows:
+            assert per_row == {round(s * n_in)}, n
+    else:  # the ID moves budget between matrices; still the same count in every row of one matrix
+        assert all(len(per_row) == 1 for _, _, per_row, _ in rows)
+        assert len({per_row.pop() / n_in for s, _, per_row, n_in in rows if s == 0.4}) > 1
+    assert run.history["loss"].map(math.isfinite).all()
+    assert all(len(m._forward_pre_hooks) == 0 for m in model.modules())  # the hooks are gone
 
 
 def test_prune_finetune_layer_method_and_validation():

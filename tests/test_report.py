@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from vlmid import report
+from vlmid import claims, report
 from vlmid.paths import REPO_ROOT
 from vlmid.report import README_END, README_START, headline_table, render_report, write_report
 
@@ -19,9 +19,16 @@ M01 = {"twonn_rel_diff_vs_skdim": 0.0004, "twonn_speedup_vs_skdim": 1.7, "id_vis
        "id_language_max": 12.25, "id_fusion_max": 20.0, "id_vision_mean": 30.0,
        "id_language_mean": 9.0, "id_fusion_mean": 15.0, "id_vision_shape": "hunchback",
        "id_language_shape": "rising", "id_fusion_shape": "flat"}
-M02 = {"dense_cider": 1.3, "best_method_at_40": "platon+id", "best_cider_retained_at_40": 0.991,
-       "id_prior_gain_at_40": -0.012, "vision_only_cider_at_40": 1.10, "language_only_cider_at_40": 1.25,
-       "seed_spread_at_40": 0.03}
+M02 = {"dense_cider": 1.3, "best_method_at_40": "platon + ID", "best_cider_retained_at_40": 0.991,
+       "runner_up_at_40": "platon", "n_test": 500, "n_seeds_at_40": 2,
+       "best_vs_98pct_dense_at_40": 0.014, "best_vs_98pct_dense_at_40_ci_low": 0.004,
+       "best_vs_98pct_dense_at_40_ci_high": 0.024, "best_margin_at_40": 0.01, "best_margin_at_40_ci_low": -0.01,
+       "best_margin_at_40_ci_high": 0.03,
+       "id_prior_gain_at_40": -0.012, "id_prior_gain_at_40_ci_low": -0.02, "id_prior_gain_at_40_ci_high": -0.004,
+       **{f"id_prior_gain_at_40_{m}{s}": v for m in ("magnitude", "gradient", "platon", "wanda")
+          for s, v in (("", 0.0), ("_ci_low", -0.01), ("_ci_high", 0.01))},
+       "vision_only_cider_at_40": 1.10, "language_only_cider_at_40": 1.25, "modality_gap_at_40": 0.15,
+       "modality_gap_at_40_ci_low": 0.05, "modality_gap_at_40_ci_high": 0.25}
 
 
 def write_nb(root, stem, metrics, profile="tiny", smoke=False, files=()):
@@ -66,14 +73,16 @@ def test_headline_verdicts_come_from_the_numbers(results):
     assert verdicts["00"] == ["target met", "target met", "target missed", "target met"]
     # ordering vision > fusion > language holds; ranges hold; language is not flat; TwoNN is only 1.7x faster
     assert verdicts["01"] == ["reproduced", "reproduced", "not reproduced", "target missed"]
-    # 99.1 % kept; the ID prior hurt; language pruned keeps more; the absolute COCO claim needs the paper profile
+    # 99.1 % kept beyond the noise; the ID prior hurt beyond it; language pruned keeps more; the absolute
+    # COCO claim needs the paper profile
     assert verdicts["02"] == ["reproduced", "not reproduced", "reproduced", "not testable offline"]
     assert set(verdicts["03"]) == {"not run yet"} and set(verdicts["04"]) == {"not run yet"}
     assert set(verdicts["05"]) == {"not measured"}
     # measured values are formatted from metrics.json, the anchors from the literature
     assert "garment F1 0.875, binding 0.800, count 0.990, all right in 60.0% of scenes; CIDEr-D 1.312" in table
     assert "vision hunchback, language rising, fusion flat" in table and "85.2%" in table and "1,900,000" in table
-    assert "platon+id: 99.1% of dense CIDEr-D 1.300" in table
+    assert "platon + ID: 99.1% of dense CIDEr-D 1.300" in table
+    assert "-0.012 [-0.020, -0.004]" in table  # every comparison shows its effect and interval
     assert "CIDEr 1.333, BLEU-4 0.397" in table  # BLIP-base anchor, docs/methods.md §7
 
 
@@ -92,21 +101,25 @@ def test_a_changed_number_changes_the_verdict(results):
     assert rows_of(headline_table(results))["00"][0] == "target missed"
 
 
-def test_a_difference_within_the_seed_spread_reproduces_nothing(results):
+def test_an_interval_that_holds_zero_decides_nothing(results):
     path = results / "02_pruning_blip" / "metrics.json"
     m = json.loads(path.read_text())
-    m.update(id_prior_gain_at_40=0.02, seed_spread_at_40=0.03)  # a gain, but smaller than the noise
+    m.update(id_prior_gain_at_40=0.02, id_prior_gain_at_40_ci_low=-0.01, id_prior_gain_at_40_ci_high=0.05)
+    path.write_text(json.dumps(m))  # a gain, but its interval holds zero
+    assert rows_of(headline_table(results))["02"][1:3] == ["undecided", "reproduced"]
+    m.update(id_prior_gain_at_40_ci_low=0.01, modality_gap_at_40_ci_low=-0.05)
     path.write_text(json.dumps(m))
-    assert rows_of(headline_table(results))["02"][1:3] == ["not reproduced", "reproduced"]  # 1.25 - 1.10 > 0.03
-    m.update(id_prior_gain_at_40=0.3, seed_spread_at_40=0.2)  # language keeps only 0.15 more: within it
+    assert rows_of(headline_table(results))["02"][1:3] == ["reproduced", "undecided"]
+    m.update(modality_gap_at_40=-0.1, modality_gap_at_40_ci_low=-0.15, modality_gap_at_40_ci_high=-0.05)
     path.write_text(json.dumps(m))
-    assert rows_of(headline_table(results))["02"][1:3] == ["reproduced", "not reproduced"]
+    assert rows_of(headline_table(results))["02"][2] == "not reproduced"
 
 
 def test_activation_aware_svd_must_beat_the_noise_and_never_lose(tmp_path):
     m05 = {"int8_bytes_ratio": 0.26, "nf4_bytes_ratio": 0.15, "int8_cider": 1.33, "nf4_cider": 1.33,
            "fp32_cider": 1.33, "svd_plain_cider": 1.30, "svd_aware_cider": 1.34, "svd_aware_wins": 0,
-           "svd_aware_losses": 0, "svd_aware_nll_wins": 3, "svd_sizes": 3, "layerdrop_cider": 1.2}
+           "svd_aware_losses": 0, "svd_aware_nll_wins": 3, "svd_sizes": 3, "layerdrop_cider": 1.2,
+           "svd_aware_minus_plain": 0.04, "svd_aware_minus_plain_ci_low": -0.01, "svd_aware_minus_plain_ci_high": 0.09}
     path = tmp_path / "05_quantization_lowrank" / "metrics.json"
 
     write_nb(tmp_path, "05_quantization_lowrank", m05)
@@ -116,7 +129,7 @@ def test_activation_aware_svd_must_beat_the_noise_and_never_lose(tmp_path):
         return [line for line in headline_table(tmp_path).splitlines() if "Activation-aware SVD" in line][0]
 
     row = verdict()  # ahead in the mean at the mid size, but nowhere beyond the noise
-    assert "ahead beyond the noise at 0, behind at 0" in row and row.endswith("**not reproduced** |")
+    assert "ahead beyond the noise at 0, behind at 0" in row and row.endswith("**undecided** |")
     assert verdict(svd_aware_wins=2).endswith("**reproduced** |")
     row = verdict(svd_aware_wins=2, svd_aware_losses=1)  # one size where it is significantly worse
     assert "behind at 1" in row and row.endswith("**not reproduced** |")
@@ -126,7 +139,9 @@ def test_null_written_by_the_notebook_is_a_finding_not_a_gap(tmp_path):
     root = tmp_path / "results"
     write_nb(root, "03_clip_token_pruning", {
         "baseline_top1": 0.8, "naive_top1_keep_0.5": 0.12, "naive_speedup_keep_0.5": 1.6, "best_variant": None,
-        "best_speedup_within_1pt": None, "best_flops_variant": None, "best_flops_ratio_within_1pt": None})
+        "best_speedup_within_1pt": None, "best_flops_variant": None, "best_flops_ratio_within_1pt": None,
+        "best_top1_change_within_1pt": None, "best_top1_change_within_1pt_ci_low": None,
+        "best_top1_change_within_1pt_ci_high": None, "n_eval": 2000})
     table = headline_table(root)
     assert rows_of(table)["03"] == ["reproduced", "target missed"]
     assert "no variant stays within 1 point of the baseline" in table
@@ -179,13 +194,14 @@ def test_readme_without_markers_is_left_alone(results, tmp_path, capsys):
     assert "markers" in capsys.readouterr().err
 
 
-def test_every_row_names_a_known_notebook_and_its_keys():
+def test_every_claim_names_a_known_notebook_and_its_keys():
     numbers = {nb.number for nb in report.NOTEBOOKS}
-    for row in report.ROWS:
-        assert row.notebook in numbers and row.kind in ("claim", "target")
-        fields = {m.group(1) for m in report._FIELD.finditer(row.measured)}
-        assert fields <= set(row.needs), (row.statement, fields - set(row.needs))
-    assert {r.notebook for r in report.ROWS} == numbers
+    for c in claims.CLAIMS:
+        assert c.notebook in numbers and c.kind in ("claim", "target")
+        fields = {m.group(1) for m in claims._FIELD.finditer(c.measured)}
+        assert fields <= set(c.needs), (c.statement, fields - set(c.needs))
+        assert c.interval is None or len(c.interval) == 2
+    assert {c.notebook for c in claims.CLAIMS} == numbers
 
 
 # -- the committed report and README agree with the committed results --------------------------------

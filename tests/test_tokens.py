@@ -269,6 +269,9 @@ def test_best_within():
     assert study.best_within(t, 0.80, 0.01)["variant"] == "b"
     assert study.best_within(t, 0.80, 0.0)["variant"] == "a"
     assert study.best_within(t, 0.90, 0.01) is None
+    # with the interval of the top-1 change, "within 1 point" must hold beyond the noise
+    t["change_ci_low"] = [0.0, -0.004, -0.012, -0.5, -0.11]
+    assert study.best_within(t, 0.80, 0.01)["variant"] == "a"   # b's interval reaches below -1 point
 
 
 def test_failure_analysis_recovered_and_lost():

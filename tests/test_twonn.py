@@ -81,13 +81,126 @@ def test_near_duplicates_keep_an_accurate_ratio():
 
 
 def test_duplicates_are_dropped_and_counted():
+    # (this test asserted the old behaviour, where every copy and its original had r1 == 0 and
+    # were dropped from mu: 17 rows; now the 10 extra copies are removed before the search)
     X = subspace_gaussian(400, dim=20, intrinsic=4, seed=6)
     X = np.vstack([X, X[:7], X[:3]])  # rows 0-2 three times, 3-6 twice
     est = TwoNN().fit(X)
     assert est.n_points_ == 410
-    assert est.n_dropped_duplicates_ == 3 * 3 + 4 * 2
-    assert est.mu_.size == 410 - 17 and np.all(np.isfinite(est.mu_))
-    assert math.isfinite(est.dimension_)
+    assert est.n_dropped_duplicates_ == 3 * 2 + 4 * 1
+    assert est.n_used_ == 400 and np.array_equal(est.kept_, np.arange(400))
+    assert est.mu_.size == 400 and np.all(np.isfinite(est.mu_)) and np.all(est.mu_ > 1)
+    assert est.dimension_ == TwoNN().fit(X[:400]).dimension_
+
+
+def _with_copies(X, n_copies, seed):
+    """``X`` with ``n_copies`` exact copies of random rows (some several times), all shuffled."""
+    rng = np.random.default_rng(seed)
+    Xd = np.vstack([X, X[rng.integers(0, len(X), n_copies)]])
+    return Xd[rng.permutation(len(Xd))]
+
+
+def _distinct_in_order(X):
+    _, first = np.unique(X, axis=0, return_index=True)
+    return X[np.sort(first)]
+
+
+def test_exact_duplicates_give_the_estimate_of_the_distinct_rows():
+    X = subspace_gaussian(1000, dim=32, intrinsic=5, seed=20)
+    Xd = _with_copies(X, 250, seed=21)  # 250 of 1250 rows (20 %) are injected copies
+    U = _distinct_in_order(Xd)
+    assert len(U) == 1000
+    for data, ref in ((Xd, U), (torch.from_numpy(Xd).float(), torch.from_numpy(U).float())):
+        est, plain = TwoNN(n_bootstrap=20).fit(data), TwoNN(n_bootstrap=20).fit(ref)
+        assert abs(est.dimension_ - plain.dimension_) / plain.dimension_ < 1e-9
+        assert est.n_dropped_duplicates_ == 250 and est.n_points_ == 1250 and est.n_used_ == 1000
+        assert est.ci_ == plain.ci_
+        np.testing.assert_array_equal(np.asarray(data)[est.kept_], np.asarray(ref))
+    # the old way (drop r1 == 0 after the search) is biased upwards on the same data
+    biased = TwoNN().fit_distances(*nearest_two(Xd))
+    assert biased.n_dropped_duplicates_ > 250 and biased.dimension_ > 1.05 * TwoNN().fit(U).dimension_
+
+
+def test_six_dimensional_data_with_300_duplicated_rows():
+    # the reported case: 1,500 points of a 6-D Gaussian in 64-D, 300 rows duplicated
+    X = subspace_gaussian(1500, dim=64, intrinsic=6, seed=0)
+    rng = np.random.default_rng(1)
+    Xd = np.vstack([X, X[rng.choice(1500, 300, replace=False)]])
+    Xd = Xd[rng.permutation(len(Xd))]
+    est = TwoNN().fit(Xd)
+    clean = TwoNN().fit(_distinct_in_order(Xd)).dimension_
+    assert est.n_dropped_duplicates_ == 300
+    assert abs(est.dimension_ - clean) / clean < 1e-9
+    assert est.dimension_ == pytest.approx(6, rel=0.10)
+    assert TwoNN().fit_distances(*nearest_two(Xd)).dimension_ > 7.0  # what it was before
+
+
+def test_near_duplicates_within_the_tolerance_are_merged():
+    X = subspace_gaussian(600, dim=32, intrinsic=5, seed=22)
+    rng = np.random.default_rng(23)
+    radius = 1e-6 * np.sqrt(((X - X.mean(axis=0)) ** 2).sum(axis=1).mean())
+    src = rng.choice(600, 40, replace=False)
+    src = np.concatenate([src, src[:10]])  # 10 rows get two perturbed copies: groups of three
+    direction = rng.standard_normal((src.size, 32))
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    for scale, merged in ((1e-3, True), (1e3, False)):
+        order = rng.permutation(600 + src.size)
+        Xn = np.vstack([X, X[src] + scale * radius * direction])[order]
+        est = TwoNN().fit(Xn)
+        assert est.duplicate_radius_ == pytest.approx(radius, rel=0.05)
+        if merged:
+            assert est.n_dropped_duplicates_ == src.size and est.n_used_ == 600
+            # of each group the first row in input order is kept, and the fit is that of the kept rows
+            assert np.all(np.diff(est.kept_) > 0)
+            group = np.concatenate([np.arange(600), src])[order]  # source row of every input row
+            assert np.array_equal(est.kept_, np.sort(np.unique(group, return_index=True)[1]))
+            ref = TwoNN().fit(Xn[est.kept_]).dimension_
+            assert abs(est.dimension_ - ref) / ref < 1e-9
+            assert TwoNN(duplicate_tol=0).fit(Xn).n_dropped_duplicates_ == 0  # exact duplicates only
+        else:
+            assert est.n_dropped_duplicates_ == 0 and est.n_used_ == 600 + src.size
+
+
+def test_pairs_within_matches_brute_force():
+    from vlmid.id.twonn import first_of_groups, pairs_within
+
+    rng = np.random.default_rng(24)
+    X = 1000.0 + rng.standard_normal((120, 16))  # large offset: rounding of the expanded formula
+    X[60:90] = X[:30] + 1e-7 * rng.standard_normal((30, 16))
+    X[90:100] = X[60:70] + 1e-7 * rng.standard_normal((10, 16))
+    D = cdist(X, X)
+    small = np.sort(D[np.triu(D < 1e-5, k=1)])
+    radius = float(small[small.size // 2] + small[small.size // 2 + 1]) / 2  # about half the close pairs
+    a, b = pairs_within(torch.from_numpy(X), radius, max_block_elems=500)  # several strips
+    ba, bb = np.nonzero(np.triu(D <= radius, k=1))
+    assert set(zip(a.tolist(), b.tolist())) == set(zip(ba.tolist(), bb.tolist()))
+    keep = first_of_groups(4, np.array([3, 1]), np.array([1, 2]))  # chain 1-3, 1-2: keep 0 and 1
+    assert keep.tolist() == [True, True, False, False]
+
+
+@pytest.mark.parametrize("tol", [-1e-6, math.nan, math.inf, "small"])
+def test_duplicate_tol_is_checked(tol):
+    X = subspace_gaussian(50, dim=5, intrinsic=2)
+    with pytest.raises(ValueError, match="duplicate_tol=.* must be a finite number >= 0.*exact duplicates only"):
+        TwoNN(duplicate_tol=tol).fit(X)
+
+
+def test_all_rows_identical_is_a_clear_error():
+    for X in (np.ones((50, 4)), np.vstack([np.ones((5, 3)), np.zeros((5, 3))])):
+        with pytest.raises(ValueError, match=rf"only {len(np.unique(X, axis=0))} of {len(X)} rows are distinct"
+                                             ".*at least 3 distinct"):
+            TwoNN().fit(X)
+
+
+def test_fit_distances_still_drops_zero_r1():
+    # the fallback when only distances are known: r1 == 0 are dropped (and the error says what to do)
+    X = subspace_gaussian(300, dim=10, intrinsic=3, seed=25)
+    with pytest.raises(ValueError, match="only 0 of 600 .*fit\\(X\\) removes duplicates"):
+        TwoNN().fit_distances(*nearest_two(np.vstack([X, X])))
+    r1, r2 = nearest_two(np.vstack([X, X[:5]]))
+    est = TwoNN().fit_distances(r1, r2)
+    assert est.n_dropped_duplicates_ == 10 and est.n_used_ == 295
+    assert np.array_equal(est.kept_, np.arange(5, 300))
 
 
 @pytest.mark.parametrize("bad, match", [
@@ -96,7 +209,7 @@ def test_duplicates_are_dropped_and_counted():
     (np.ones((2, 5)), "at least 3"),
     (np.array([[0.0, 1.0], [np.nan, 1.0], [2.0, 3.0], [1.0, 1.0]]), "NaN or inf"),
     (np.array([[0.0, 1.0], [np.inf, 1.0], [2.0, 3.0], [1.0, 1.0]]), "NaN or inf"),
-    (np.vstack([np.ones((5, 3)), np.zeros((5, 3)), [[1.0, 2.0, 3.0]]]), "only 1 of 11"),
+    (np.vstack([np.ones((5, 3)), np.zeros((5, 3)), np.ones((1, 3))]), "only 2 of 11"),
     ([["a", "b"], ["c", "d"], ["e", "f"]], "numeric"),
 ])
 def test_bad_input_is_a_clear_value_error(bad, match):

@@ -10,14 +10,17 @@ Where each idea lives:
 - ``vlmid.metrics``   COCO caption metrics, the grounded caption score (garments, colours, count),
                       zero-shot accuracy, semantic similarity
 - ``vlmid.id``        TwoNN intrinsic dimension and the hooks that collect layer representations
-- ``vlmid.pruning``   magnitude / gradient / PLATON scores, the ID prior, global masks, cubic schedule
+- ``vlmid.pruning``   magnitude / gradient / PLATON / Wanda scores, the ID prior, global masks, cubic schedule,
+                      the effects notebook 02 compares (``effects``)
 - ``vlmid.tokens``    vision-token pruning and merging patches for CLIP
 - ``vlmid.compress``  quantization, low-rank factorization, layer dropping
 - ``vlmid.retrieval`` notebook 04: the Flickr8k-style baseline and token-pruned matching models, recall@K
 - ``vlmid.results``   atomic result files with provenance; ``vlmid.profiling`` the round-robin timing protocol,
                       FLOPs, memory and parameter counts; ``vlmid.pareto`` the Pareto front of a trade-off table
 - ``vlmid.params``    each notebook's parameters as a dataclass: per-profile defaults, range checks, smoke sizes
-- ``vlmid.report``    every claim of the study, its anchor and the rule that decides its verdict
+- ``vlmid.claims``    every claim of the study and target of this repository, defined once: keys, rule, wording;
+                      ``vlmid.uncertainty`` the paired bootstrap behind each comparison's 95 % interval;
+                      ``vlmid.report`` results/REPORT.md and the README table from them
 - ``vlmid.pipeline``  runs the numbered notebooks headless (papermill); ``vlmid.paths`` where things live
 - ``vlmid.course``    course tooling: student handouts and the autograder
 

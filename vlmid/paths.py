@@ -48,6 +48,27 @@ def check_fraction(name: str, value: float, low: float = 0.0, high: float = 1.0,
     return float(value)
 
 
+def resolve_device(device: str | None = "auto") -> str:
+    """The torch device a notebook runs on: ``"auto"`` (or None) is CUDA when a GPU is visible, else the CPU;
+    ``"cpu"``, ``"cuda"`` and ``"cuda:N"`` are taken as given, after a check that they exist here."""
+    import torch
+
+    name = "auto" if device is None else str(device)
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cpu":
+        return name
+    if name == "cuda" or name.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={device!r}, but torch {torch.__version__} sees no GPU here: use device='auto' or "
+                             f"'cpu', or install the CUDA build of torch (README, 'On a GPU machine')")
+        index = int(name.split(":")[1]) if ":" in name else 0
+        if index >= torch.cuda.device_count():
+            raise ValueError(f"device={device!r}: only {torch.cuda.device_count()} GPU(s) here")
+        return name
+    raise ValueError(f"device={device!r}: use 'auto' (CUDA when available, else CPU), 'cpu', 'cuda' or 'cuda:N'")
+
+
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch, and ask torch for deterministic kernels."""
     import torch

@@ -174,3 +174,29 @@ def headline_metrics(caption_table, clip_table, paired, svd_rows, mid_energy: fl
         headline |= {f"{k}_garment_f1": row(m)["garment_f1"] for k, m in (("fp32", "fp32"), ("int8", "bnb int8"), ("nf4", "bnb nf4"))}
         headline["fp32_binding_acc"] = fp["binding_acc"]
     return headline
+
+
+# the compressions the layer-drop claim is compared with (at the reported low-rank size)
+def _rivals(mid: str) -> tuple[str, ...]:
+    return ("bnb int8", "bnb nf4", f"svd plain {mid}", f"svd whiten {mid}")
+
+
+def compression_effects(benchmark: CaptionBenchmark, adapters: dict, caption_table, paired, mid_energy: float,
+                        seed: int = 0) -> dict:
+    """The effects notebook 05's claims are decided on, each with its paired-bootstrap 95 % interval over the
+    test scenes (:mod:`vlmid.uncertainty`): int8 minus 95 % of fp32 (does quantization keep the quality?),
+    layer drop + fine-tune minus the best of the other compressions, and whitened minus plain SVD at the
+    reported size. Keys ``<effect>``, ``<effect>_ci_low``, ``<effect>_ci_high``, plus ``best_other_method``."""
+    from ..uncertainty import paired_effect
+
+    mid = f"{mid_energy:.2f}"
+    per_image = lambda m: benchmark.per_image_cider(adapters[m])  # noqa: E731 (cached captions: no new decoding)
+    out = paired_effect(per_image("bnb int8"), per_image("fp32"), 0.95, seed=seed).as_dict("int8_vs_95pct_fp32")
+    cider = caption_table.set_index("method")["CIDEr"]
+    rival = max((m for m in _rivals(mid) if m in cider.index), key=lambda m: cider[m])
+    out |= paired_effect(per_image("layer drop + ft"), per_image(rival), seed=seed).as_dict("layerdrop_vs_best_other")
+    out["best_other_method"] = rival
+    at_mid = paired[(paired.variant == "whiten") & (paired.energy.round(2) == round(mid_energy, 2))].iloc[0]
+    out |= {"svd_aware_minus_plain": float(at_mid.CIDEr_aware_minus_plain),
+            "svd_aware_minus_plain_ci_low": float(at_mid.ci_low), "svd_aware_minus_plain_ci_high": float(at_mid.ci_high)}
+    return out

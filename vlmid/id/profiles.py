@@ -22,7 +22,9 @@ LINEAR_ID_COLUMNS = ["module", "id", "n_points", "group"]
 def layer_ids(features: dict, sites: list[Site], n_bootstrap: int = 100, discard_fraction: float = 0.1,
               random_state: int = 0, progress: bool = True):
     """TwoNN per site, with a bootstrap interval. Returns a DataFrame with columns
-    module, group, layer, kind, id, ci_low, ci_high, n_points, n_dropped, dims."""
+    module, group, layer, kind, id, ci_low, ci_high, n_points, n_dropped, dims: n_points are the
+    distinct points the estimate uses, n_dropped the rows removed before the fit as duplicates of
+    another row (``TwoNN.n_dropped_duplicates_``; identical inputs, e.g. repeated captions)."""
     import pandas as pd
     from tqdm.auto import tqdm
 
@@ -32,7 +34,7 @@ def layer_ids(features: dict, sites: list[Site], n_bootstrap: int = 100, discard
         est = TwoNN(discard_fraction=discard_fraction, n_bootstrap=n_bootstrap, random_state=random_state).fit(X)
         rows.append(dict(module=site.name, group=site.group, layer=site.layer, kind=site.kind,
                          id=est.dimension_, ci_low=est.ci_[0], ci_high=est.ci_[1],
-                         n_points=est.n_points_ - est.n_dropped_duplicates_,
+                         n_points=est.n_used_,
                          n_dropped=est.n_dropped_duplicates_, dims=int(X.shape[1])))
     return pd.DataFrame(rows)
 

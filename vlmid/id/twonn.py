@@ -14,9 +14,30 @@ slope by least squares through the origin.
     >>> TwoNN(discard_fraction=0.1).fit(X).dimension_
 
 The distances are computed block by block (bounded memory: 20,000 x 768 needs well under a
-GB), on CPU or GPU, and only the upper triangle of the symmetric distance matrix. Candidates come from float32 matrix products; the chosen
-neighbours' distances are then recomputed exactly in float64, so duplicates give exactly
-r1 = 0 (dropped and counted) and near-duplicates keep an accurate ratio.
+GB), on CPU or GPU, and only the upper triangle of the symmetric distance matrix. Candidates come
+from float32 matrix products; the chosen neighbours' distances are then recomputed exactly in
+float64, so near-duplicates keep an accurate ratio.
+
+Duplicates. A duplicated row gives r1 = 0 (mu = inf), and dropping that point is not enough: a
+point whose two nearest neighbours are a duplicated pair gets mu = 1, which biases the estimate
+upwards (6-D data, 1,500 points, 300 rows duplicated: 7.3 instead of 6.0). ``TwoNN.fit``
+therefore removes duplicate rows *before* the neighbour search (``distinct_rows``):
+
+* two rows are the same point when their Euclidean distance is at most
+  ``duplicate_tol * scale``, where ``scale`` is the RMS distance of the distinct rows from their
+  mean, ``sqrt(mean_i |x_i - mean(x)|^2)`` (``rms_spread``); groups are the connected components
+  of this relation (chains of such pairs), so any two rows that remain are farther apart;
+* of each group the first row (in input order) is kept, the others are removed and counted
+  (``n_dropped_duplicates_``); the fit is then exactly that of the kept rows in input order
+  (the neighbour search is redone when near-duplicates were merged);
+* ``duplicate_tol = 0`` removes exact duplicates only (equal in every coordinate).
+
+Exact duplicates are found by sorting the rows. Near-duplicates are found by the neighbour search
+itself: a row within the radius of another has r1 <= radius, and all pairs among such rows (and
+their nearest neighbours) are measured exactly in float64. (The search misses a row's nearest
+neighbour only when more than ``N_CANDIDATES`` rows tie with it within float32 rounding; r1 is
+then off too, as without duplicates.) ``fit_distances(r1, r2)``, for when
+only the distances are known, cannot see rows: it drops points with r1 == 0, as a fallback.
 """
 from __future__ import annotations
 
@@ -142,6 +163,12 @@ def nearest_two(X, chunk_size: int | None = None, device=None,
     copy, and one ``chunk_size x N`` strip of distances (default: ``default_block_size``).
     ``symmetric=False`` computes the whole matrix instead of its upper triangle (a check).
     """
+    r1, r2, _ = _nearest_two(X, chunk_size, device, symmetric)
+    return r1, r2
+
+
+def _nearest_two(X, chunk_size, device, symmetric: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``nearest_two``'s (r1, r2), and the index of every row's nearest other row."""
     Xs = check_points(X)
     n = Xs.shape[0]
     dev = _resolve_device(device)
@@ -159,14 +186,145 @@ def nearest_two(X, chunk_size: int | None = None, device=None,
         cand = _candidates(X32, k, block, symmetric)
     del X32
     r = torch.empty(n, 2, dtype=torch.float64, device=dev)
+    nearest = torch.empty(n, dtype=torch.long, device=dev)
     for s0 in range(0, n, EXACT_ROWS):
         s1 = min(n, s0 + EXACT_ROWS)
         g = Xs[cand[s0:s1].reshape(-1)].to(torch.float64).view(s1 - s0, k, -1)
         g -= Xs[s0:s1].to(torch.float64).unsqueeze(1)
         exact = g.mul_(g).sum(dim=2).sqrt_()
-        r[s0:s1] = torch.topk(exact, 2, dim=1, largest=False, sorted=True).values
+        top = torch.topk(exact, 2, dim=1, largest=False, sorted=True)
+        r[s0:s1] = top.values
+        nearest[s0:s1] = torch.gather(cand[s0:s1], 1, top.indices[:, :1]).squeeze(1)
     r = r.cpu().numpy()
-    return r[:, 0].copy(), r[:, 1].copy()
+    return r[:, 0].copy(), r[:, 1].copy(), nearest.cpu().numpy()
+
+
+# --- duplicates -------------------------------------------------------------------------------
+
+def first_occurrences(X: torch.Tensor) -> torch.Tensor:
+    """Indices (increasing) of the first occurrence of every distinct row of ``X``.
+
+    Rows are equal when equal in every coordinate (-0.0 == 0.0); ``X[first_occurrences(X)]`` are
+    the distinct rows in input order.
+    """
+    n = X.shape[0]
+    _, inverse = torch.unique(X, dim=0, return_inverse=True)
+    first = torch.full((int(inverse.max()) + 1,), n, dtype=torch.long, device=X.device)
+    first.scatter_reduce_(0, inverse, torch.arange(n, device=X.device), reduce="amin")
+    return torch.sort(first).values
+
+
+def rms_spread(X: torch.Tensor, block: int = 4096) -> float:
+    """RMS Euclidean distance of the rows of ``X`` from their mean, sqrt(mean_i |x_i - mean|^2),
+    in float64 (a strip of ``block`` rows at a time): the scale of ``duplicate_tol``."""
+    mean = X.mean(dim=0, dtype=torch.float64)
+    total = 0.0
+    for i0 in range(0, X.shape[0], block):
+        c = X[i0:i0 + block].to(torch.float64) - mean
+        total += float(c.mul_(c).sum())
+    return math.sqrt(total / X.shape[0])
+
+
+def _exact_distances(X: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """|X[a] - X[b]| for index pairs, as differences in float64 (as in ``nearest_two``)."""
+    d = X[a].to(torch.float64) - X[b].to(torch.float64)
+    return d.mul_(d).sum(dim=1).sqrt_()
+
+
+def pairs_within(X: torch.Tensor, radius: float, max_block_elems: int = 2**22) -> tuple[np.ndarray, np.ndarray]:
+    """All index pairs (i < j) of rows of ``X`` whose exact Euclidean distance is <= ``radius``.
+
+    Candidates come from float64 products |a|^2 + |b|^2 - 2ab of the centered rows, kept when
+    below a bound that no rounding can push a pair within ``radius`` over: (radius + e)^2 +
+    4 (D + 2) eps (|a|^2 + |b|^2), with e = eps sqrt(2 (|a|^2 + |b|^2)) for the centering
+    (a common shift, rounded per coordinate) and the second term for the products. They are then
+    re-measured exactly. Meant for the few rows the neighbour search flags.
+    """
+    n, dim = X.shape
+    Y = X.to(torch.float64)
+    Y = Y - Y.mean(dim=0, keepdim=True)
+    sq = (Y * Y).sum(dim=1)
+    eps = torch.finfo(torch.float64).eps
+    block = max(1, min(n, max_block_elems // max(n, 1)))
+    ia, ib = [], []
+    for i0 in range(0, n, block):
+        i1 = min(n, i0 + block)
+        d2 = sq[i0:i1, None] + sq[None, :] - 2.0 * (Y[i0:i1] @ Y.T)
+        both = sq[i0:i1, None] + sq[None, :]
+        bound = (radius + eps * torch.sqrt(2.0 * both)) ** 2 + 4.0 * (dim + 2) * eps * both
+        rows = torch.arange(i0, i1, device=X.device)[:, None]
+        a, b = torch.nonzero((d2 <= bound) & (torch.arange(n, device=X.device)[None, :] > rows), as_tuple=True)
+        ia.append(a + i0)
+        ib.append(b)
+    a, b = torch.cat(ia), torch.cat(ib)
+    close = _exact_distances(X, a, b) <= radius
+    return a[close].cpu().numpy(), b[close].cpu().numpy()
+
+
+def first_of_groups(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Boolean mask of the rows to keep: of each connected component of the graph on ``n`` nodes
+    with edges (a, b), the smallest index."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    graph = coo_matrix((np.ones(a.size, dtype=np.int8), (a, b)), shape=(n, n))
+    _, label = connected_components(graph, directed=False)
+    first = np.full(label.max() + 1, n)
+    np.minimum.at(first, label, np.arange(n))
+    keep = np.zeros(n, dtype=bool)
+    keep[first] = True
+    return keep
+
+
+def _check_duplicate_tol(duplicate_tol) -> float:
+    try:
+        tol = float(duplicate_tol)
+    except (TypeError, ValueError):
+        tol = math.nan
+    if not (math.isfinite(tol) and tol >= 0.0):
+        raise ValueError(f"duplicate_tol={duplicate_tol!r} must be a finite number >= 0: it is the distance, "
+                         "relative to the data's RMS spread, below which rows count as one point "
+                         "(0: exact duplicates only; default 1e-6)")
+    return tol
+
+
+def _need_three(n_distinct: int, n_rows: int) -> None:
+    if n_distinct < 3:
+        raise ValueError(f"only {n_distinct} of {n_rows} rows are distinct points (the others are duplicates, "
+                         "within duplicate_tol): TwoNN needs at least 3 distinct points; pass more varied "
+                         "data, or lower duplicate_tol if near-identical rows should count as different")
+
+
+def distinct_rows(X, duplicate_tol: float = 1e-6, chunk_size: int | None = None, device=None):
+    """Remove duplicate rows of ``X`` and measure the neighbours of those that remain.
+
+    Returns ``(kept, r1, r2, radius)``: the increasing indices of the rows kept (the first of each
+    group of rows within ``radius = duplicate_tol * rms_spread(distinct rows)`` of each other,
+    chains included), their first / second neighbour distances among the kept rows (exactly
+    ``nearest_two(X[kept])``), and the radius. Exact duplicates are removed before any distance is
+    computed; near-duplicates show up as r1 <= radius, and the search is redone without them.
+    """
+    tol = _check_duplicate_tol(duplicate_tol)
+    Xs = check_points(X).to(_resolve_device(device))
+    n = Xs.shape[0]
+    kept = first_occurrences(Xs)
+    _need_three(kept.numel(), n)
+    Xu = Xs[kept] if kept.numel() < n else Xs
+    radius = tol * rms_spread(Xu) if tol > 0 else 0.0
+    r1, r2, nearest = _nearest_two(Xu, chunk_size, device)
+    close = np.flatnonzero(r1 <= radius) if radius > 0 else np.empty(0, dtype=np.int64)
+    kept = kept.cpu().numpy()
+    if close.size == 0:
+        return kept, r1, r2, radius
+    # every row within the radius of another is flagged (or is the nearest of a flagged row)
+    flagged = np.union1d(close, nearest[close])
+    a, b = pairs_within(Xu[torch.as_tensor(flagged, device=Xu.device)], radius)
+    keep = np.ones(kept.size, dtype=bool)
+    keep[flagged] = first_of_groups(flagged.size, a, b)
+    kept = kept[keep]
+    _need_three(kept.size, n)
+    r1, r2 = nearest_two(Xs[torch.as_tensor(kept, device=Xs.device)], chunk_size, device)
+    return kept, r1, r2, radius
 
 
 def twonn_fit(mu, discard_fraction: float = 0.1) -> float:
@@ -224,38 +382,71 @@ class TwoNN:
     chunk_size : rows per block of the distance matrix (None: ``default_block_size``).
     device : "cpu", "cuda", ... (None: CUDA when available).
     random_state : seed of the bootstrap.
+    duplicate_tol : rows count as the same point when their Euclidean distance is at most
+        ``duplicate_tol * scale``, scale = RMS distance of the distinct rows from their mean
+        (``rms_spread``); of each group (chains of such pairs) only the first row in input order
+        is kept, before the neighbour search. 0: exact duplicates only. Default 1e-6, about
+        float32 resolution: rows equal up to float rounding are merged, real neighbours are not.
 
     Attributes after ``fit``
     ------------------------
-    dimension_ : the estimate.
-    mu_ : the usable ratios r2 / r1 (rows with r1 == 0 left out), in input order.
-    r1_, r2_ : neighbour distances of every input row (float64).
-    n_points_ : rows given; n_dropped_duplicates_ : rows with r1 == 0, left out;
+    dimension_ : the estimate, that of ``X[kept_]`` (the distinct rows in input order).
+    kept_ : indices (increasing) of the input rows the estimate uses.
+    mu_ : the ratios r2 / r1 of those rows, in input order.
+    r1_, r2_ : their first / second neighbour distances among the kept rows (float64).
+    n_points_ : rows given; n_used_ : rows the estimate uses (``mu_.size``);
+    n_dropped_duplicates_ : rows removed as duplicates of another row (n_points_ - n_used_).
+    duplicate_radius_ : the distance ``duplicate_tol * scale`` (0 with ``duplicate_tol=0``).
     n_fit_ : ratios in the fit after discarding the largest.
     x_, y_ : log(mu) and -log(1 - F) of the fitted points (for plots).
     ci_ : (low, high) bootstrap interval, std_ : bootstrap standard deviation (NaN without bootstrap).
+
+    ``fit_distances(r1, r2)`` fits given distances (no rows, so no duplicate removal): points with
+    r1 == 0 are dropped and counted in ``n_dropped_duplicates_``, as a fallback; their copies'
+    neighbours still see them, so prefer ``fit(X)`` when the rows are at hand.
     """
 
     def __init__(self, discard_fraction: float = 0.1, n_bootstrap: int = 0, ci_level: float = 0.95,
-                 chunk_size: int | None = None, device=None, random_state: int = 0):
+                 chunk_size: int | None = None, device=None, random_state: int = 0,
+                 duplicate_tol: float = 1e-6):
         self.discard_fraction = discard_fraction
         self.n_bootstrap = n_bootstrap
         self.ci_level = ci_level
         self.chunk_size = chunk_size
         self.device = device
         self.random_state = random_state
+        self.duplicate_tol = duplicate_tol
 
-    def fit(self, X, y=None) -> "TwoNN":
+    def _check_params(self) -> None:
         _check_discard(self.discard_fraction)
         if not (0.0 < self.ci_level < 1.0):
             raise ValueError(f"ci_level={self.ci_level!r} is out of range: it must lie in (0, 1)")
         if self.n_bootstrap < 0:
             raise ValueError(f"n_bootstrap={self.n_bootstrap!r} must be >= 0")
-        r1, r2 = nearest_two(X, chunk_size=self.chunk_size, device=self.device)
-        return self.fit_distances(r1, r2)
+
+    def fit(self, X, y=None) -> "TwoNN":
+        """Remove duplicate rows (see ``duplicate_tol``), then fit the neighbour ratios of the rest."""
+        self._check_params()
+        _check_duplicate_tol(self.duplicate_tol)
+        X = check_points(X)
+        n_rows = int(X.shape[0])
+        kept, r1, r2, radius = distinct_rows(X, self.duplicate_tol, self.chunk_size, self.device)
+        self.fit_distances(r1, r2)
+        if self.n_used_ < r1.size:  # r1 == 0 among distinct rows: only by float64 underflow
+            kept = kept[r1 > 0]
+        self.kept_ = kept
+        self.duplicate_radius_ = float(radius)
+        self.n_points_ = n_rows
+        self.n_dropped_duplicates_ = n_rows - self.n_used_
+        return self
 
     def fit_distances(self, r1, r2) -> "TwoNN":
-        """Fit from precomputed first / second neighbour distances (same checks and attributes)."""
+        """Fit from precomputed first / second neighbour distances (same checks and attributes).
+
+        The fallback when only distances are known: points with r1 == 0 (duplicates) are dropped
+        and counted; ``kept_`` indexes the points used.
+        """
+        self._check_params()
         r1 = np.asarray(r1, dtype=np.float64)
         r2 = np.asarray(r2, dtype=np.float64)
         if r1.shape != r2.shape or r1.ndim != 1:
@@ -265,13 +456,17 @@ class TwoNN:
         if np.any(r2 < r1):
             raise ValueError("r2 < r1 for some points: pass first-neighbour distances as r1")
         usable = r1 > 0  # r1 == 0: a duplicate row, mu would be inf
-        self.r1_, self.r2_ = r1, r2
         self.n_points_ = int(r1.size)
         self.n_dropped_duplicates_ = int((~usable).sum())
         if usable.sum() < 3:
             raise ValueError(f"only {int(usable.sum())} of {r1.size} points have a nonzero nearest-neighbour "
-                             f"distance ({self.n_dropped_duplicates_} duplicates): TwoNN needs at least 3")
-        self.mu_ = r2[usable] / r1[usable]
+                             f"distance ({self.n_dropped_duplicates_} duplicates): TwoNN needs at least 3; "
+                             "with the rows at hand, fit(X) removes duplicates properly")
+        self.kept_ = np.flatnonzero(usable)
+        self.duplicate_radius_ = 0.0
+        self.r1_, self.r2_ = r1[usable], r2[usable]
+        self.mu_ = self.r2_ / self.r1_
+        self.n_used_ = int(self.mu_.size)
         self.dimension_ = twonn_fit(self.mu_, self.discard_fraction)
         n = self.mu_.size
         self.n_fit_ = int(n * (1 - self.discard_fraction))
@@ -290,7 +485,8 @@ class TwoNN:
 
     def __repr__(self) -> str:
         return (f"TwoNN(discard_fraction={self.discard_fraction}, n_bootstrap={self.n_bootstrap}, "
-                f"ci_level={self.ci_level}, chunk_size={self.chunk_size}, device={self.device!r})")
+                f"ci_level={self.ci_level}, chunk_size={self.chunk_size}, device={self.device!r}, "
+                f"duplicate_tol={self.duplicate_tol})")
 
 
 def twonn(X, discard_fraction: float = 0.1, **kwargs) -> float:
@@ -305,12 +501,17 @@ def twonn_scaling(X, discard_fraction: float = 0.1, min_points: int = 32, max_su
     Fewer points mean larger neighbour distances, so each level probes a coarser scale. At level
     k the points are split at random into 2^k disjoint subsets (at most ``max_subsets`` are used)
     and the estimates averaged. A plateau across levels is the scale-robust ID; noise inflates
-    the estimate at the finest scales, curvature lowers it at the coarsest.
+    the estimate at the finest scales, curvature lowers it at the coarsest. Exact duplicate rows
+    are removed first, so the sizes count distinct points (each subset's fit also removes
+    near-duplicates, as ``TwoNN.fit`` does).
     Returns a DataFrame: n_points, id, id_std, n_subsets, r2_mean (typical scale probed).
     """
     import pandas as pd
 
     X64 = check_points(X)
+    first = first_occurrences(X64)
+    if first.numel() < X64.shape[0]:
+        X64 = X64[first]
     n = X64.shape[0]
     if min_points < 3:
         raise ValueError(f"min_points={min_points!r} must be >= 3")

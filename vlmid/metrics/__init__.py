@@ -1,7 +1,7 @@
 """How good is a captioner or a CLIP model: COCO caption metrics, zero-shot accuracy, semantic similarity.
 
-- :mod:`vlmid.metrics.captioning`  pycocoevalcap's BLEU / METEOR / ROUGE-L / CIDEr-D (/ SPICE), per-image CIDEr-D
-                                   and a paired bootstrap, trivial baselines
+- :mod:`vlmid.metrics.captioning`  pycocoevalcap's BLEU / METEOR / ROUGE-L / CIDEr-D (/ SPICE), per-image CIDEr-D,
+                                   trivial baselines (the paired bootstrap lives in :mod:`vlmid.uncertainty`)
 - :mod:`vlmid.metrics.grounding`   tiny scenes only: garments, colours and counts read back out of a caption
                                    and compared with the scene's true items (what CIDEr cannot see)
 - :mod:`vlmid.metrics.zeroshot`    zero-shot top-1 with prompt ensembling: pure functions on embeddings
@@ -9,10 +9,11 @@
 - :mod:`vlmid.metrics.semantic`    a BERTScore-style similarity with the pretrained all-MiniLM-L6-v2
 """
 from .captioning import (SCORE_KEYS, caption_scores, cider_per_image, constant_caption_baseline, evaluate_captioner,
-                         paired_difference, random_caption_baseline, spice_status, warm_up)
+                         random_caption_baseline, spice_status, warm_up)
 from .grounding import (GROUNDED_KEYS, ParsedCaption, grounded_per_scene, grounded_scores, parse_caption,
                         shortcut_captions)
 from .semantic import semantic_scores, semantic_similarity
+from ..uncertainty import paired_difference  # re-exported: the metrics' users compare two models
 from .zeroshot import (class_text_embeddings, image_embeddings, top1_from_embeddings, zeroshot_predict,
                        zeroshot_similarities, zeroshot_top1)
 

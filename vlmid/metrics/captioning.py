@@ -246,29 +246,6 @@ def caption_scores(refs: dict[Hashable, list[str]], preds: dict[Hashable, str],
     return scores
 
 
-def paired_difference(a: Sequence[float], b: Sequence[float], n_boot: int = 2000, level: float = 0.95,
-                      seed: int = 0) -> dict[str, float]:
-    """Mean of ``a - b`` over paired items (e.g. per-image CIDEr-D of two captioners on the same
-    images) with a percentile bootstrap interval over the items.
-
-    Returns ``{"diff", "low", "high", "verdict"}``; verdict is ``+1`` when the whole interval is
-    above zero, ``-1`` when it is below, ``0`` (a tie: the difference is within the noise) otherwise.
-    """
-    import numpy as np
-
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if a.ndim != 1 or a.shape != b.shape or len(a) < 2:
-        raise ValueError(f"need two equally long sequences of at least 2 paired scores, got {len(a)} and {len(b)}")
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level={level!r} must lie in (0, 1), e.g. 0.95")
-    d = a - b
-    rng = np.random.default_rng(seed)
-    means = d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(axis=1)
-    low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
-    return {"diff": float(d.mean()), "low": float(low), "high": float(high),
-            "verdict": float(1 if low > 0 else -1 if high < 0 else 0)}
-
-
 def _spice_score(gts: dict, res: dict) -> float | None:
     global _spice_message_shown
     ok, why = spice_status()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..paths import check_profile
+from ..paths import check_profile, resolve_device
 from .bundles import Captioner, ClipBundle
 from .paper import BLIP_ID, CLIP_ID, QWEN2VL_ID, ModelNotAvailable, qwen2vl_path
 
@@ -80,10 +80,12 @@ def tiny_folder(seed: int = 0, smoke: bool = False, build_if_missing: bool = Tru
     return models_root(seed, smoke)
 
 
-def load_captioner(profile: str = "tiny", seed: int = 0, smoke: bool = False, device: str = "cpu",
+def load_captioner(profile: str = "tiny", seed: int = 0, smoke: bool = False, device: str = "auto",
                    folder=None) -> Captioner:
-    """The captioner of ``profile``; ``folder``: a tiny models folder to load instead of the seed's."""
+    """The captioner of ``profile`` on ``device`` ("auto": CUDA when available, else CPU); ``folder``: a tiny
+    models folder to load instead of the seed's."""
     check_profile(profile)
+    device = resolve_device(device)
     if profile == "paper":
         from .paper import load_paper_captioner
         return load_paper_captioner(device)
@@ -96,10 +98,12 @@ def load_captioner(profile: str = "tiny", seed: int = 0, smoke: bool = False, de
                      generation=dict(num_beams=3, max_length=20, min_length=5), profile="tiny")
 
 
-def load_clip(profile: str = "tiny", seed: int = 0, smoke: bool = False, device: str = "cpu",
+def load_clip(profile: str = "tiny", seed: int = 0, smoke: bool = False, device: str = "auto",
               folder=None) -> ClipBundle:
-    """The CLIP of ``profile``; ``folder``: a tiny models folder to load instead of the seed's."""
+    """The CLIP of ``profile`` on ``device`` ("auto": CUDA when available, else CPU); ``folder``: a tiny models
+    folder to load instead of the seed's."""
     check_profile(profile)
+    device = resolve_device(device)
     if profile == "paper":
         from .paper import load_paper_clip
         return load_paper_clip(device)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..paths import resolve_device
+
 BLIP_ID = "Salesforce/blip-image-captioning-base"
 CLIP_ID = "openai/clip-vit-base-patch16"
 QWEN2VL_ID = "Qwen/Qwen2-VL-2B-Instruct"   # notebook 05
@@ -54,7 +56,7 @@ def _load(name: str, fn):
     raise err  # outside the except block: one exception, no chained traceback
 
 
-def load_paper_captioner(device: str = "cpu"):
+def load_paper_captioner(device: str = "auto"):
     from transformers import BlipForConditionalGeneration, BlipProcessor
 
     from .bundles import Captioner
@@ -65,11 +67,11 @@ def load_paper_captioner(device: str = "cpu"):
         return model, proc
 
     model, proc = _load(BLIP_ID, fn)
-    return Captioner(model=model.eval().to(device), processor=proc, prompt="a picture of ",
+    return Captioner(model=model.eval().to(resolve_device(device)), processor=proc, prompt="a picture of ",
                      generation=dict(num_beams=3, max_length=20, min_length=5), profile="paper")
 
 
-def load_paper_clip(device: str = "cpu"):
+def load_paper_clip(device: str = "auto"):
     from transformers import AutoImageProcessor, AutoTokenizer, CLIPModel
 
     from .bundles import ClipBundle
@@ -81,7 +83,7 @@ def load_paper_clip(device: str = "cpu"):
         return model, ip, tok
 
     model, ip, tok = _load(CLIP_ID, fn)
-    return ClipBundle(model=model.eval().to(device), image_processor=ip, tokenizer=tok,
+    return ClipBundle(model=model.eval().to(resolve_device(device)), image_processor=ip, tokenizer=tok,
                       image_size=int(model.config.vision_config.image_size), profile="paper")
 
 

@@ -1,11 +1,11 @@
-"""What every notebook's parameters share: profile, seed, smoke, results folder, and the checks."""
+"""What every notebook's parameters share: profile, seed, smoke, results folder, device, and the checks."""
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping
 
-from ..paths import check_profile
+from ..paths import check_profile, resolve_device
 
 
 def check_whole(name: str, value: Any, low: int = 0, high: int | None = None) -> int:
@@ -38,6 +38,7 @@ class NotebookParams:
     seed: int = 0
     smoke: bool = False        # tiny sizes for the test-suite
     results_dir: str | None = None
+    device: str = "auto"       # "auto": CUDA when available, else CPU | "cpu" | "cuda" | "cuda:N"
 
     PROFILE_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {}
     SMOKE: ClassVar[dict[str, Any]] = {}
@@ -45,6 +46,7 @@ class NotebookParams:
     def __post_init__(self):
         check_profile(self.profile)
         check_whole("seed", self.seed, 0)
+        self.device = resolve_device(self.device)  # "auto" becomes the device found here
         for name, value in self.PROFILE_DEFAULTS.get(self.profile, {}).items():
             if getattr(self, name) is None:
                 setattr(self, name, value)

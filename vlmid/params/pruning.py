@@ -12,9 +12,9 @@ from .base import NotebookParams, check_whole
 class PruningParams(NotebookParams):
     """``02_pruning_blip``: ``None`` sizes take the profile's default (``PROFILE_DEFAULTS``)."""
     # checkpoints of every schedule: fraction of prunable Linear weights set to 0 (sorted; must hold 0.4)
-    sparsities: list[float] = field(default_factory=lambda: [0.2, 0.4, 0.6, 0.8])
+    sparsities: list[float] = field(default_factory=lambda: [0.2, 0.4, 0.5, 0.6, 0.8])
     n_seeds_at_40: int = 2    # fine-tuning seeds (seed, seed+1, ...) for every method at 40 % sparsity
-    n_test: int | None = None       # test images (None: tiny 150, paper 5000, the whole Karpathy test split)
+    n_test: int | None = None       # test images (None: tiny 400, paper 5000, the whole Karpathy test split)
     n_val: int | None = None        # validation images for the layer utilities (None: tiny 48, paper 500)
     total_steps: int | None = None  # length T of the cubic schedule in optimiser steps (None: tiny 80, paper 4000)
     hold_steps: int | None = None   # recovery steps at each checkpoint before it is evaluated (None: tiny 6, paper 200)
@@ -26,9 +26,10 @@ class PruningParams(NotebookParams):
     lam: float = 1.0          # lambda of the layer score (its two terms are each scaled to a maximum of 1)
     spread: float = 0.5       # layer score: layer sparsities range over target +- spread * min(target, 1 - target)
     modality_method: str = "magnitude"  # the score used for the vision-only / language-only comparison
+    threads: int | None = None  # torch threads (None: every core; nothing here is timed)
 
     PROFILE_DEFAULTS: ClassVar[dict] = {
-        "tiny": dict(n_test=150, n_val=48, total_steps=80, hold_steps=6, batch_size=24, lr=3e-5),
+        "tiny": dict(n_test=400, n_val=48, total_steps=80, hold_steps=6, batch_size=24, lr=3e-5),
         "paper": dict(n_test=5000, n_val=500, total_steps=4000, hold_steps=200, batch_size=16, lr=1e-5),
     }
     # a few steps and images: checks that every cell runs, the numbers mean nothing
@@ -47,11 +48,13 @@ class PruningParams(NotebookParams):
         if self.initial_warmup >= self.total_steps:
             raise ValueError(f"initial_warmup={self.initial_warmup} must be smaller than total_steps={self.total_steps}")
         check_fraction("lr", self.lr, 0.0, 1.0, include_low=False)
+        if self.threads is not None:
+            check_whole("threads", self.threads, 1)
         if self.lam < 0:
             raise ValueError(f"lam={self.lam!r} is out of range: it must be >= 0")
         check_fraction("spread", self.spread, 0.0, 1.0)
-        if self.modality_method not in ("magnitude", "gradient", "platon"):
-            raise ValueError(f"modality_method={self.modality_method!r}: use 'magnitude', 'gradient' or 'platon'")
+        if self.modality_method not in ("magnitude", "gradient", "platon", "wanda"):
+            raise ValueError(f"modality_method={self.modality_method!r}: use 'magnitude', 'gradient', 'platon' or 'wanda'")
 
     def finish(self) -> None:
         self.sparsities = sorted(float(s) for s in self.sparsities)

@@ -19,7 +19,7 @@ class TokenPruningParams(NotebookParams):
     keeps: list[float] = field(default_factory=lambda: [1.0, 0.9, 0.7, 0.5])  # the CLIP token report's keep ratios (fraction of patch tokens kept)
     search_keeps: list[float] = field(default_factory=lambda: [0.4, 0.3])     # extra ratios for EViT and ToMe: the fastest variant within 1 point
     loo_keeps: list[float] = field(default_factory=lambda: [1.0, 0.5])        # keep ratios of the leave-one-out diagnostics
-    n_eval: int = 1000        # zero-shot test images (Fashion-MNIST test in tiny, CIFAR-10 test in paper)
+    n_eval: int = 2000        # zero-shot test images (Fashion-MNIST test in tiny, CIFAR-10 test in paper)
     batch_size: int = 32      # images per timed forward
     repeats: int = 7          # timed rounds, all variants interleaved round-robin
     warmup: int = 1           # untimed rounds first

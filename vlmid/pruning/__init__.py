@@ -1,9 +1,11 @@
 """Unstructured pruning of vision-language models, with and without the intrinsic-dimension prior.
 
 - ``scores``      magnitude |w|, gradient (Taylor) |w g|, PLATON (EMA sensitivity x uncertainty),
+                  Wanda |w| x input-feature norm (forward hooks on the Linears),
                   the ID prior (score x ID of the weight's nn.Linear; the IDs: ``vlmid.id.load_linear_ids``)
 - ``masks``       what may be pruned, ONE global threshold (memory-aware k-th value), masks that
-                  stay applied through optimiser steps, the sparsity actually reached
+                  stay applied through optimiser steps, the sparsity actually reached; Wanda's
+                  row-by-row masks (the ID prior through each matrix's budget)
 - ``schedule``    PLATON's cubic schedule of the kept fraction
 - ``layer_score`` Score_l = ID_l / Comp_l + lambda * Utility_l -> per-layer ("asymmetric") sparsities
 - ``finetune``    iterative pruning during fine-tuning, evaluated at checkpoint sparsities
@@ -16,10 +18,11 @@ from .finetune import (METHODS, PruneConfig, PruneRun, caption_batches, config_d
 from .layer_score import (allocate_sparsity, captioner_cider, fast_cider, layer_allocation, layer_scores, layer_units, layer_utility,
                           module_sparsities, unit_sizes)
 from .masks import (GROUPS, Masks, SparsityReport, global_kth_value, global_masks, layerwise_masks,
-                    linear_block, linear_group, prunable_linears, prunable_weights, sparsity_report)
+                    linear_block, linear_group, prunable_linears, prunable_weights, rowwise_masks, sparsity_report,
+                    wanda_masks)
 from .schedule import cubic_keep_ratio, first_step_below
-from .scores import (MagnitudeScorer, PlatonScorer, TaylorScorer, apply_id_prior, gradient_score,
-                     magnitude_score, make_scorer, platon_score, platon_update, taylor_score)
+from .scores import (MagnitudeScorer, PlatonScorer, TaylorScorer, WandaScorer, apply_id_prior, normalised_ids, gradient_score,
+                     magnitude_score, make_scorer, platon_score, platon_update, taylor_score, wanda_score)
 from ..id.profiles import load_linear_ids  # notebook 01's per-Linear IDs: owned by vlmid.id, re-exported here
 
 __all__ = [
@@ -27,8 +30,10 @@ __all__ = [
     "allocate_sparsity", "captioner_cider", "fast_cider", "layer_allocation", "layer_scores", "layer_units", "layer_utility", "module_sparsities",
     "unit_sizes",
     "GROUPS", "Masks", "SparsityReport", "global_kth_value", "global_masks", "layerwise_masks",
-    "linear_block", "linear_group", "prunable_linears", "prunable_weights", "sparsity_report",
+    "linear_block", "linear_group", "prunable_linears", "prunable_weights", "rowwise_masks", "sparsity_report",
+    "wanda_masks",
     "cubic_keep_ratio", "first_step_below",
-    "MagnitudeScorer", "PlatonScorer", "TaylorScorer", "apply_id_prior", "gradient_score",
+    "MagnitudeScorer", "PlatonScorer", "TaylorScorer", "WandaScorer", "apply_id_prior", "normalised_ids", "gradient_score",
     "load_linear_ids", "magnitude_score", "make_scorer", "platon_score", "platon_update", "taylor_score",
+    "wanda_score",
 ]

@@ -3,6 +3,9 @@
 Every optimiser step: loss, backward, the scorer observes the gradients, AdamW steps and
 the masks are re-applied. Every ``delta_t`` steps the masks are recomputed from the scores
 (times the ID prior, if asked) at the kept fraction the cubic schedule gives for that step.
+Wanda instead sees the inputs of every Linear in the training forward passes (hooks), so each
+mask update uses the activations of the steps since the previous one, and its masks are chosen
+row by row (:func:`~vlmid.pruning.masks.wanda_masks`; the ID prior sets each matrix's budget).
 
 One schedule can serve several sparsities: when the pruned fraction first passes a
 *checkpoint* (e.g. 0.2, 0.4, 0.6, 0.8) the masks are set to exactly that sparsity, held for
@@ -12,6 +15,7 @@ methods into a few minutes.
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -20,16 +24,17 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .masks import GROUPS, Masks, global_masks, layerwise_masks, prunable_weights, sparsity_report
+from .masks import GROUPS, Masks, global_masks, layerwise_masks, prunable_linears, sparsity_report, wanda_masks
 from .schedule import cubic_keep_ratio
 from .scores import apply_id_prior, make_scorer
 
-METHODS = ("magnitude", "gradient", "platon", "layer")
+METHODS = ("magnitude", "gradient", "platon", "wanda", "layer")
 
 
 @dataclass
 class PruneConfig:
-    method: str = "magnitude"        # magnitude | gradient (Taylor) | platon | layer (asymmetric, magnitude inside)
+    method: str = "magnitude"        # magnitude | gradient (Taylor) | platon | wanda (row-wise) | layer (asymmetric,
+                                     # magnitude inside)
     id_prior: bool = False           # multiply every weight's score by the ID of its Linear
     final_sparsity: float = 0.8      # the schedule's end point r_T = 1 - final_sparsity
     total_steps: int = 100           # schedule length T (hold steps come on top)
@@ -50,7 +55,8 @@ class PruneConfig:
 
     def validate(self) -> "PruneConfig":
         if self.method not in METHODS:
-            raise ValueError(f"method={self.method!r} is unknown: use one of {METHODS}")
+            raise ValueError(f"method={self.method!r} is unknown: use one of {METHODS} (gradient = Taylor |w g|, "
+                             f"wanda = |w| x input norm compared within rows, layer = per-layer sparsities)")
         if self.method == "layer" and self.id_prior:
             raise ValueError("id_prior=True with method='layer': the layer score already contains the ID")
         if not 0.0 <= self.final_sparsity < 1.0:
@@ -82,17 +88,17 @@ def prune_finetune(model: nn.Module, loss_fn: Callable[[Any], torch.Tensor], bat
 
     ``ids``: ``{module name: ID}``, needed when ``config.id_prior``. ``layer_allocation``:
     ``target sparsity -> {module name: sparsity}``, needed for ``method='layer'`` (see
-    :mod:`vlmid.pruning.layer_score`). The masks are detached when the run ends; the pruned
-    weights stay zero in ``model``.
+    :mod:`vlmid.pruning.layer_score`). The masks are detached (and Wanda's input hooks removed)
+    when the run ends; the pruned weights stay zero in ``model``. Wanda counts only the training
+    forward passes: its hooks are paused during ``on_checkpoint``.
     """
     cfg = config.validate()
     if cfg.id_prior and ids is None:
         raise ValueError("id_prior=True needs ids={module name: ID} (notebook 01's linear_ids_blip.csv)")
     if cfg.method == "layer" and layer_allocation is None:
         raise ValueError("method='layer' needs layer_allocation (target sparsity -> per-module sparsities)")
-    weights = prunable_weights(model, cfg.groups)
-    scorer = make_scorer("magnitude" if cfg.method == "layer" else cfg.method, weights,
-                         **({"beta1": cfg.beta1, "beta2": cfg.beta2} if cfg.method == "platon" else {}))
+    linears = prunable_linears(model, cfg.groups)
+    weights = {n: m.weight for n, m in linears.items()}
     masks = Masks(weights)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -101,6 +107,8 @@ def prune_finetune(model: nn.Module, loss_fn: Callable[[Any], torch.Tensor], bat
     def new_masks(sparsity: float, scores: Mapping[str, torch.Tensor]):
         if cfg.method == "layer":
             return layerwise_masks(scores, layer_allocation(sparsity), cfg.min_keep)
+        if cfg.method == "wanda":
+            return wanda_masks(scores, sparsity, ids if cfg.id_prior else None, cfg.min_keep)
         if cfg.id_prior:
             scores = apply_id_prior(scores, ids)
         return global_masks(scores, sparsity, cfg.min_keep)
@@ -129,7 +137,8 @@ def prune_finetune(model: nn.Module, loss_fn: Callable[[Any], torch.Tensor], bat
         run.reports[target] = rep = sparsity_report(model, cfg.groups)
         was_training = model.training
         model.eval()
-        metrics = dict(on_checkpoint(target, model)) if on_checkpoint else {}
+        with _paused(scorer):  # Wanda: the evaluation's forward passes are not training activations
+            metrics = dict(on_checkpoint(target, model)) if on_checkpoint else {}
         model.train(was_training)
         run.checkpoints.append(dict(sparsity=target, step=step, actual_sparsity=rep.overall,
                                     **{f"sparsity_{g}": v for g, v in rep.per_group.items()}, **metrics))
@@ -157,6 +166,9 @@ def prune_finetune(model: nn.Module, loss_fn: Callable[[Any], torch.Tensor], bat
     if progress:
         from tqdm.auto import tqdm
         bar = tqdm(total=T, desc=desc or f"{cfg.method}{'+ID' if cfg.id_prior else ''}", leave=False)
+    # built last, right before the try: Wanda's hooks must not outlive an error above
+    scorer = make_scorer("magnitude" if cfg.method == "layer" else cfg.method, weights, modules=linears,
+                         **({"beta1": cfg.beta1, "beta2": cfg.beta2} if cfg.method == "platon" else {}))
     model.train()
     try:
         for step in range(1, T + 1):
@@ -171,12 +183,18 @@ def prune_finetune(model: nn.Module, loss_fn: Callable[[Any], torch.Tensor], bat
             if cfg.checkpoints and not pending and cfg.stop_after_last_checkpoint:
                 break
     finally:
+        scorer.close()
         masks.detach()
         if bar is not None:
             bar.close()
         model.eval()
     run.history = pd.DataFrame(history)
     return run
+
+
+def _paused(scorer):
+    """``scorer.paused()`` where the scorer has one (Wanda), else a no-op context."""
+    return scorer.paused() if hasattr(scorer, "paused") else nullcontext()
 
 
 def config_dict(cfg: PruneConfig) -> dict:
@@ -200,7 +218,8 @@ def prune_captioner(cap, train: Sequence, config: PruneConfig, dense_state: Mapp
                     evaluate: Callable[[Any], Mapping[str, Any]], seed: int = 0, batch_size: int = 32,
                     label: str | None = None, **kwargs) -> PruneRun:
     """Start from ``dense_state``, prune-fine-tune ``cap.model`` with ``cap.loss`` on ``train`` and call
-    ``evaluate(cap)`` at every checkpoint; its numeric results land in ``run.checkpoints``.
+    ``evaluate(cap)`` at every checkpoint; its numbers (and per-item numpy arrays, such as per-scene
+    CIDEr-D for paired comparisons) land in ``run.checkpoints``.
 
     ``kwargs`` go to :func:`prune_finetune` (``ids``, ``layer_allocation``, ``progress``).
     """
@@ -209,7 +228,8 @@ def prune_captioner(cap, train: Sequence, config: PruneConfig, dense_state: Mapp
 
     def on_checkpoint(sparsity, model):
         scores = evaluate(cap)
-        return {k: v for k, v in scores.items() if isinstance(v, (int, float)) or v is None}
+        # numbers for the tables; per-item arrays (e.g. "per_image_cider") for the paired comparisons
+        return {k: v for k, v in scores.items() if isinstance(v, (int, float, np.ndarray)) or v is None}
 
     label = label or f"{config.method}{'+ID' if config.id_prior else ''}"
     run = prune_finetune(cap.model, lambda b: cap.loss(*b), caption_batches(train, batch_size, seed), config,

@@ -8,6 +8,10 @@ word-embedding matrix itself (tied weights), so pruning it would prune the embed
 
 Groups: ``vision`` (the ViT encoder), ``fusion`` (the text decoder's cross-attention to the
 image), ``language`` (the rest of the text decoder: causal self-attention and MLP).
+
+Wanda (Sun et al. ICLR 2024) compares scores *within each output row* instead:
+:func:`rowwise_masks` and :func:`wanda_masks` (which also carries the ID prior, through the
+per-matrix budget).
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from torch import nn
 
 from ..models.anatomy import LM_HEAD, module_block, module_group
 from ..profiling import n_parameters
+from .scores import apply_id_prior
 
 Tensor = torch.Tensor
 GROUPS = ("vision", "language", "fusion")
@@ -181,6 +186,68 @@ def layerwise_masks(scores: Mapping[str, Tensor], sparsities: Mapping[str, float
         keep = max(s.numel() - int(round(sp * s.numel())), min(min_keep, s.numel()))
         out[n] = _keep_top(s, keep)
     return out
+
+
+# -- row by row (Wanda) -----------------------------------------------------------------------
+def _rowwise_keep(score: Tensor, sparsity: float, min_keep: int) -> Tensor:
+    """Keep-mask of one (out x in) matrix pruning the ``round(sparsity * in)`` lowest scores of every row."""
+    if score.dim() != 2:
+        raise ValueError(f"row-wise masks need (out_features x in_features) matrices, got shape {tuple(score.shape)}")
+    n_out, n_in = score.shape
+    keep = n_in - int(round(sparsity * n_in))
+    floor = min(min_keep, score.numel())
+    if keep * n_out < floor and n_out:  # the min_keep floor, spread evenly over the rows
+        keep = -(-floor // n_out)
+    mask = torch.zeros(score.shape, dtype=torch.bool, device=score.device)
+    if keep > 0 and score.numel():
+        mask.scatter_(1, torch.topk(score.detach().float(), keep, dim=1, sorted=False).indices, True)
+    return mask
+
+
+def rowwise_masks(scores: Mapping[str, Tensor], sparsities: Mapping[str, float],
+                  min_keep: int = 4) -> dict[str, Tensor]:
+    """Keep-masks pruning, in every output row of each (out x in) matrix, its ``round(s * in)`` lowest scores.
+
+    ``s`` is that matrix's sparsity (``sparsities[name]``). Every row of a matrix loses the same
+    number of weights, so a matrix prunes ``out * round(s * in)`` weights rather than
+    ``round(s * out * in)``: within ``out / 2`` weights of it (Python's ``round``, halves to even).
+    A matrix keeps at least ``min_keep`` weights: if the rows would keep fewer, each row keeps
+    ``ceil(min_keep / out)`` (its highest scores). Ties inside a row are broken by ``torch.topk``.
+    """
+    out = {}
+    for n, s in scores.items():
+        sp = float(sparsities[n])
+        if not 0.0 <= sp <= 1.0:
+            raise ValueError(f"sparsity of {n} = {sp!r} is out of range: it must lie in [0, 1]")
+        out[n] = _rowwise_keep(s, sp, min_keep)
+    return out
+
+
+def wanda_masks(scores: Mapping[str, Tensor], sparsity: float, ids: Mapping[str, float] | None = None,
+                min_keep: int = 4) -> dict[str, Tensor]:
+    """Wanda's keep-masks: every matrix pruned row by row, at the sparsity its layer budget gives.
+
+    Without ``ids``, every matrix gets ``sparsity`` (Wanda's uniform per-layer setting).
+
+    With ``ids`` (the ID prior): multiplying a matrix's scores by its one ID cannot change any
+    ranking *within a row*, so the prior cannot act there; it acts through the layer budget. The
+    global threshold over the ID-weighted scores (:func:`global_masks` of
+    :func:`~vlmid.pruning.scores.apply_id_prior`) fixes how many weights each matrix loses; that
+    count divided by the matrix's size is its sparsity, and inside the matrix the weights are then
+    chosen row by row by their own scores (:func:`rowwise_masks`). A matrix with a high ID thus
+    loses fewer weights. Note that this budget also depends on how the scores' scale differs
+    between layers (Wanda's input norms do), as every global threshold does.
+
+    Counts: per-row rounding makes each matrix prune within ``out / 2`` weights of its budget, so
+    the total may differ from ``round(sparsity * total)`` by up to half the number of rows.
+    """
+    if not 0.0 <= sparsity <= 1.0:
+        raise ValueError(f"sparsity={sparsity!r} is out of range: it must lie in [0, 1]")
+    if ids is None:
+        return rowwise_masks(scores, {n: sparsity for n in scores}, min_keep)
+    budget = global_masks(apply_id_prior(scores, ids), sparsity, min_keep)
+    per_matrix = {n: int((~m).sum()) / m.numel() for n, m in budget.items()}
+    return rowwise_masks(scores, per_matrix, min_keep)
 
 
 # -- keeping masks applied ---------------------------------------------------------------

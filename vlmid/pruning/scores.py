@@ -1,9 +1,14 @@
-"""Importance scores for unstructured pruning: magnitude, gradient (Taylor) and PLATON.
+"""Importance scores for unstructured pruning: magnitude, gradient (Taylor), PLATON and Wanda.
 
 Every score is a pure function of tensors (one weight matrix at a time), so it can be
 checked by hand on a 2x2 matrix. The *scorers* below only carry the state the paper needs
-between optimiser steps (a window of gradients, or PLATON's two moving averages) for a
-dict ``{module name: nn.Linear weight}``.
+between optimiser steps (a window of gradients, PLATON's two moving averages, or Wanda's
+input norms) for a dict ``{module name: nn.Linear weight}`` (Wanda: ``{module name: nn.Linear}``,
+since it hooks the modules' inputs). Every scorer has ``close()``: Wanda's removes its hooks,
+the others have nothing to release.
+
+Wanda (Sun et al. ICLR 2024) compares its scores *within each output row*; the masks for that
+are :func:`vlmid.pruning.masks.wanda_masks`, not the global threshold.
 
 The ID prior of Wang et al. (ICML 2024) multiplies every weight's score by the intrinsic
 dimension of the ``nn.Linear`` it belongs to (measured in notebook 01), so a matrix whose
@@ -12,9 +17,11 @@ threshold.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from contextlib import contextmanager
+from typing import Iterator, Mapping
 
 import torch
+from torch import nn
 
 Tensor = torch.Tensor
 
@@ -51,6 +58,25 @@ def platon_score(i_bar: Tensor, u_bar: Tensor) -> Tensor:
     return i_bar * u_bar
 
 
+def wanda_score(weight: Tensor, input_norm: Tensor) -> Tensor:
+    """|W_ij| * ||X_j||_2 (Wanda, Sun et al. ICLR 2024): a weight matters as much as the input it multiplies.
+
+    ``weight``: an ``nn.Linear`` weight (out_features x in_features); ``input_norm[j]``: the L2 norm,
+    over the calibration tokens, of input feature j of that Linear (any positive multiple of it, such
+    as the root-mean-square, ranks the same within a row). Returned as float32 on the weight's device.
+    """
+    if weight.dim() != 2:
+        raise ValueError(f"wanda_score: weight has shape {tuple(weight.shape)}; it needs an nn.Linear weight "
+                         f"(out_features x in_features)")
+    if input_norm.dim() != 1 or input_norm.numel() != weight.shape[1]:
+        raise ValueError(f"wanda_score: input_norm has shape {tuple(input_norm.shape)} but the weight has "
+                         f"in_features={weight.shape[1]}: give one norm per input feature, shape ({weight.shape[1]},)")
+    if bool((input_norm < 0).any()):
+        raise ValueError("wanda_score: input_norm has negative entries; pass the norms of the input features "
+                         "(e.g. x.norm(dim=0)), not the activations themselves")
+    return weight.detach().abs().float() * input_norm.detach().to(weight.device, torch.float32)[None, :]
+
+
 # -- scorers: the state between optimiser steps ----------------------------------------
 class MagnitudeScorer:
     """|w| of the current weights; needs no gradients."""
@@ -64,6 +90,9 @@ class MagnitudeScorer:
 
     def scores(self) -> dict[str, Tensor]:
         return {n: magnitude_score(w) for n, w in self.weights.items()}
+
+    def close(self) -> None:  # nothing to release
+        pass
 
 
 class TaylorScorer:
@@ -93,6 +122,9 @@ class TaylorScorer:
         self._count = 0
         return out
 
+    def close(self) -> None:  # nothing to release
+        pass
+
 
 class PlatonScorer:
     """PLATON's moving averages of sensitivity (b1) and uncertainty (b2), updated every step."""
@@ -120,15 +152,125 @@ class PlatonScorer:
             raise RuntimeError("PlatonScorer.scores() before any observe(): run a backward pass first")
         return {n: platon_score(self.i_bar[n], self.u_bar[n]) for n in self.weights}
 
+    def close(self) -> None:  # nothing to release
+        pass
 
-SCORERS = {"magnitude": MagnitudeScorer, "gradient": TaylorScorer, "platon": PlatonScorer}
+
+def _input_sum_sq(x: Tensor, in_features: int, device: torch.device) -> tuple[Tensor, int]:
+    """Per-feature sum of squares of ``x`` (..., in_features) over all its tokens, float32, and the token count."""
+    if x.shape[-1] != in_features:
+        raise ValueError(f"input of shape {tuple(x.shape)} does not end in in_features={in_features}")
+    flat = x.detach().reshape(-1, in_features).to(device=device, dtype=torch.float32)
+    return flat.square().sum(0), flat.shape[0]
 
 
-def make_scorer(method: str, weights: Mapping[str, Tensor], **kwargs):
-    """``magnitude`` | ``gradient`` (Taylor) | ``platon`` scorer over ``{module name: weight}``."""
+class WandaScorer:
+    """Wanda's |W_ij| * ||X_j|| with the input norms of the forward passes since the last :meth:`scores`.
+
+    A forward pre-hook on every ``nn.Linear`` adds the per-input-feature sum of squares of its
+    input (shape ``(..., in_features)``, every token of every call; float32, on the weight's
+    device) and counts the tokens. :meth:`scores` uses the root-mean-square over those tokens,
+    ``sqrt(sum_sq / n_tokens)``: it is Wanda's L2 norm divided by ``sqrt(n_tokens)``, one constant
+    per Linear, so within a row (where Wanda compares) it ranks exactly like the L2 norm, and its
+    scale does not depend on how many steps the window held. The window then starts afresh, like
+    the Taylor scorer's. Needs no gradients: :meth:`observe` does nothing.
+
+    Forward passes inside ``with scorer.paused():`` are not counted (evaluation between mask
+    updates). Call :meth:`close` (or use ``with WandaScorer(...) as s:``) to remove the hooks.
+    """
+    needs_grad = False
+
+    def __init__(self, modules: Mapping[str, nn.Module]):
+        bad = [n for n, m in modules.items() if not isinstance(m, nn.Linear)]
+        if bad:
+            raise TypeError(f"WandaScorer needs nn.Linear modules; not Linear: {bad[:3]} "
+                            f"(use vlmid.pruning.prunable_linears(model))")
+        self.modules = dict(modules)
+        self.weights = {n: m.weight for n, m in self.modules.items()}
+        self._sum_sq = {n: torch.zeros(m.in_features, dtype=torch.float32, device=m.weight.device)
+                        for n, m in self.modules.items()}
+        self._tokens = {n: 0 for n in self.modules}
+        self._paused = False
+        self._handles = [m.register_forward_pre_hook(self._hook(n), with_kwargs=True)
+                         for n, m in self.modules.items()]
+
+    def _hook(self, name: str):
+        def hook(module, args, kwargs):
+            if self._paused:
+                return None
+            x = args[0] if args else kwargs["input"]
+            sq, n = _input_sum_sq(x, module.in_features, self._sum_sq[name].device)
+            self._sum_sq[name] += sq
+            self._tokens[name] += n
+            return None
+        return hook
+
+    def observe(self) -> None:  # the hooks already saw the inputs
+        pass
+
+    def input_rms(self) -> dict[str, Tensor]:
+        """Root-mean-square of every input feature over the tokens seen since the last :meth:`scores`."""
+        unseen = [n for n, c in self._tokens.items() if c == 0]
+        if unseen:
+            raise RuntimeError(f"WandaScorer: no forward pass seen by {len(unseen)} Linear(s), e.g. {unseen[:3]}, "
+                               f"since the last scores(); run the model on some batches first (not inside paused())")
+        return {n: (self._sum_sq[n] / self._tokens[n]).sqrt() for n in self.modules}
+
+    def scores(self) -> dict[str, Tensor]:
+        rms = self.input_rms()
+        out = {n: wanda_score(w, rms[n]) for n, w in self.weights.items()}
+        self._sum_sq = {n: torch.zeros_like(s) for n, s in self._sum_sq.items()}
+        self._tokens = {n: 0 for n in self._tokens}
+        return out
+
+    @contextmanager
+    def paused(self) -> Iterator["WandaScorer"]:
+        """Forward passes inside this block are not counted (e.g. an evaluation between mask updates)."""
+        was, self._paused = self._paused, True
+        try:
+            yield self
+        finally:
+            self._paused = was
+
+    def close(self) -> None:
+        """Remove the forward hooks (idempotent); the scores seen so far stay readable."""
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+
+    remove = close
+
+    def __enter__(self) -> "WandaScorer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+SCORERS = {"magnitude": MagnitudeScorer, "gradient": TaylorScorer, "platon": PlatonScorer, "wanda": WandaScorer}
+
+
+def make_scorer(method: str, weights: Mapping[str, Tensor], modules: Mapping[str, nn.Module] | None = None,
+                **kwargs):
+    """``magnitude`` | ``gradient`` (Taylor) | ``platon`` | ``wanda`` scorer over ``{module name: weight}``.
+
+    ``kwargs`` go to PLATON (``beta1``, ``beta2``); the other methods ignore them, as before. Wanda hooks the Linear modules' inputs, so it
+    needs ``modules={module name: nn.Linear}`` (``prunable_linears(model)``) whose weights are
+    ``weights``; the other methods ignore ``modules``. Call ``scorer.close()`` when done.
+    """
     if method not in SCORERS:
         raise ValueError(f"method={method!r} is unknown: use one of {sorted(SCORERS)}")
-    return SCORERS[method](weights, **kwargs) if method == "platon" else SCORERS[method](weights)
+    if method == "platon":
+        return PlatonScorer(weights, **kwargs)
+    if method != "wanda":
+        return SCORERS[method](weights)
+    if modules is None:
+        raise ValueError("make_scorer('wanda') needs modules={module name: nn.Linear} (prunable_linears(model)): "
+                         "it hooks their inputs")
+    if set(modules) != set(weights) or any(modules[n].weight is not weights[n] for n in weights):
+        raise ValueError("make_scorer('wanda'): modules and weights must name the same Linears "
+                         "(weights[n] is modules[n].weight)")
+    return WandaScorer(modules)
 
 
 # -- the ID prior ----------------------------------------------------------------------
@@ -143,3 +285,24 @@ def apply_id_prior(scores: Mapping[str, Tensor], ids: Mapping[str, float]) -> di
         raise KeyError(f"no intrinsic dimension for {len(missing)} Linear(s), e.g. {missing[:3]}; "
                        f"is linear_ids_blip.csv from the same model?")
     return {n: s * float(ids[n]) for n, s in scores.items()}
+
+
+def normalised_ids(ids: Mapping[str, float], how: str = "mean") -> dict[str, float]:
+    """The per-Linear IDs rescaled for the prior: ``"mean"`` divides every ID by the mean ID (under one
+    global threshold this gives the same masks as the raw IDs: all scores scale alike); ``"tower"``
+    divides each ID by the mean ID of its own tower (vision / language / fusion, ``models.anatomy``), which
+    keeps the order of layers within a tower and removes the prior's shift of sparsity between towers."""
+    from ..models.anatomy import module_group
+
+    if not ids:
+        raise ValueError("normalised_ids: no IDs given (notebook 01's linear_ids_blip.csv)")
+    if how == "mean":
+        mean = sum(ids.values()) / len(ids)
+        return {n: float(v) / mean for n, v in ids.items()}
+    if how == "tower":
+        groups: dict[str, list[float]] = {}
+        for n, v in ids.items():
+            groups.setdefault(module_group(n), []).append(float(v))
+        means = {g: sum(v) / len(v) for g, v in groups.items()}
+        return {n: float(v) / means[module_group(n)] for n, v in ids.items()}
+    raise ValueError(f"how={how!r} is unknown: use 'mean' (ID / mean ID) or 'tower' (ID / mean ID of its tower)")

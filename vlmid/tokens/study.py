@@ -88,49 +88,55 @@ class Setup:
                 f"{len(self.zs)} zero-shot images, {len(self.zs.classnames)} classes; timing on {threads} thread(s)")
 
 
-def setup(profile: str, seed: int, smoke: bool, n_eval: int, batch_size: int) -> Setup:
+def setup(profile: str, seed: int, smoke: bool, n_eval: int, batch_size: int, device: str = "auto") -> Setup:
     """Load notebook 03's CLIP (``vlmid.models.load_clip``) and zero-shot set (``vlmid.data.load_zeroshot``,
     ``n_eval`` images), in that order, then :meth:`Setup.from_bundle`."""
     from ..data import load_zeroshot
     from ..models import load_clip
 
-    clip = load_clip(profile, seed=seed, smoke=smoke)
+    clip = load_clip(profile, seed=seed, smoke=smoke, device=device)
     clip.model.eval()
     zs = load_zeroshot(profile, n=n_eval, seed=seed)
     return Setup.from_bundle(clip, zs, batch_size)
 
 
-def _top1(model, pixels: torch.Tensor, labels, class_embeddings: torch.Tensor, batch_size: int) -> float:
-    """Zero-shot top-1 of ``model`` (patched or not) on pre-processed ``pixels``."""
-    from ..metrics.zeroshot import embed_batches, top1_from_embeddings
+def _correct(model, pixels: torch.Tensor, labels, class_embeddings: torch.Tensor, batch_size: int) -> np.ndarray:
+    """Per image: is the zero-shot prediction of ``model`` (patched or not) right? (pre-processed ``pixels``)."""
+    from ..metrics.zeroshot import embed_batches, zeroshot_similarities
 
     images = embed_batches(lambda pv: model.get_image_features(pixel_values=pv),
                            (pixels[s:s + batch_size] for s in range(0, len(pixels), batch_size)))
-    return top1_from_embeddings(images, class_embeddings, labels)
+    return zeroshot_similarities(images, class_embeddings).argmax(dim=1).numpy() == np.asarray(labels)
 
 
-def accuracy_grid(clip, zs, jobs: list[tuple[Spec, float]], batch_size: int = 256, progress: bool = True):
-    """Zero-shot top-1 of the unpatched model and of every (variant, keep) in ``jobs``, with
-    the token counts per block each variant ran with."""
+def accuracy_grid(clip, zs, jobs: list[tuple[Spec, float]], batch_size: int = 256, progress: bool = True,
+                  seed: int = 0):
+    """Zero-shot top-1 of the unpatched model and of every (variant, keep) in ``jobs``, with the token
+    counts per block each variant ran with, and each variant's top-1 change from the baseline with its
+    paired-bootstrap 95 % interval over the images (``top1_change``, ``change_ci_low``, ``change_ci_high``)."""
     import pandas as pd
     from tqdm.auto import tqdm
 
     from ..metrics.zeroshot import class_text_embeddings
+    from ..uncertainty import paired_effect
 
     pixels = preprocess(clip, zs)
     text = class_text_embeddings(clip, zs.classnames, zs.templates)
     n_layers = len(clip.model.vision_model.encoder.layers)
     n0 = clip.model.vision_model.embeddings.num_patches + 1
-    rows = [{"variant": BASELINE, "label": BASELINE, "method": "none", "keep": 1.0,
-             "top1": _top1(clip.model, pixels, zs.labels, text, batch_size),
-             "tokens_per_block": "-".join([str(n0)] * (n_layers + 1)), "mean_tokens": float(n0)}]
+    base = _correct(clip.model, pixels, zs.labels, text, batch_size)
+    rows = [{"variant": BASELINE, "label": BASELINE, "method": "none", "keep": 1.0, "top1": float(base.mean()),
+             "tokens_per_block": "-".join([str(n0)] * (n_layers + 1)), "mean_tokens": float(n0),
+             "top1_change": 0.0, "change_ci_low": 0.0, "change_ci_high": 0.0}]
     for spec, keep in tqdm(jobs, desc="zero-shot per variant", disable=not progress):
         with spec.patched(clip.model, keep):
-            top1 = _top1(clip.model, pixels, zs.labels, text, batch_size)
+            right = _correct(clip.model, pixels, zs.labels, text, batch_size)
             counts = list(stats(clip.model).tokens_per_block)
+        change = paired_effect(right, base, seed=seed)
         rows.append({"variant": variant_name(spec.label, keep), "label": spec.label, "method": spec.method,
-                     "keep": keep, "top1": top1, "tokens_per_block": "-".join(map(str, counts)),
-                     "mean_tokens": float(np.mean(counts[:-1]))})
+                     "keep": keep, "top1": float(right.mean()), "tokens_per_block": "-".join(map(str, counts)),
+                     "mean_tokens": float(np.mean(counts[:-1])), "top1_change": change.diff,
+                     "change_ci_low": change.low, "change_ci_high": change.high})
     return pd.DataFrame(rows)
 
 
@@ -226,9 +232,15 @@ def failure_analysis(acc, keeps, loo_keeps):
 
 
 def best_within(table, baseline_top1: float, max_loss: float = 0.01, by: str = "speedup"):
-    """The row with the largest ``by`` among variants that lose at most ``max_loss`` top-1
-    (a fraction: 0.01 is one point), or None."""
-    ok = table[(table["variant"] != BASELINE) & (table["top1"] >= baseline_top1 - max_loss - 1e-12)]
+    """The row with the largest ``by`` among variants that lose at most ``max_loss`` top-1 (a fraction:
+    0.01 is one point) beyond the noise: the lower end of the 95 % interval of their top-1 change
+    (``change_ci_low``, from :func:`accuracy_grid`) lies above ``-max_loss``. Without that column the
+    point estimate decides. None when no variant qualifies."""
+    variants = table[table["variant"] != BASELINE]
+    if "change_ci_low" in table:
+        ok = variants[variants["change_ci_low"] > -max_loss]
+    else:
+        ok = variants[variants["top1"] >= baseline_top1 - max_loss - 1e-12]
     return None if ok.empty else ok.loc[ok[by].idxmax()]
 
 

@@ -1,0 +1,100 @@
+"""One definition per claim: the verdict rules, their intervals, and the same verdicts in the executed
+notebooks as in results/REPORT.md."""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from vlmid import claims, report
+from vlmid.paths import REPO_ROOT
+
+SVD = next(c for c in claims.CLAIMS if c.statement.startswith("Activation-aware SVD"))
+PRIOR = next(c for c in claims.CLAIMS if c.statement.startswith("ID-aware pruning"))
+
+
+def prior_metrics(gain, low, high):
+    m = {k: 0.0 for k in PRIOR.needs}
+    m.update(id_prior_gain_at_40=gain, id_prior_gain_at_40_ci_low=low, id_prior_gain_at_40_ci_high=high)
+    return m
+
+
+@pytest.mark.parametrize("gain, low, high, word", [
+    (0.02, 0.005, 0.035, claims.REPRODUCED),
+    (0.02, -0.001, 0.041, claims.UNDECIDED),     # a positive point estimate is not enough
+    (-0.02, -0.035, -0.005, claims.NOT_REPRODUCED),
+    (-0.02, -0.04, 0.0, claims.UNDECIDED),       # an interval that touches zero decides nothing
+])
+def test_an_interval_decides_a_comparison(gain, low, high, word):
+    measured, verdict = claims.verdict(PRIOR, prior_metrics(gain, low, high))
+    assert verdict == word
+    assert f"{gain:+.3f} [{low:+.3f}, {high:+.3f}]" in measured   # the interval is shown next to the verdict
+
+
+def test_no_comparison_claim_can_be_decided_inside_its_interval():
+    for c in claims.CLAIMS:
+        if c.interval is None:
+            continue
+        m = {k: 1.0 for k in c.needs}
+        m.update({k: "x" for k in c.needs if k.endswith(("_method_at_40", "_up_at_40", "other_method"))})
+        m[c.interval[0]], m[c.interval[1]] = -0.01, 0.01
+        assert claims.verdict(c, m)[1] == claims.UNDECIDED, c.statement
+
+
+def test_a_rule_that_returns_none_is_undecided():
+    m = {k: 1.0 for k in SVD.needs}
+    m.update(svd_aware_wins=0, svd_aware_losses=0)
+    assert claims.verdict(SVD, m)[1] == claims.UNDECIDED
+    m.update(svd_aware_wins=1)
+    assert claims.verdict(SVD, m)[1] == claims.REPRODUCED
+    m.update(svd_aware_losses=1)
+    assert claims.verdict(SVD, m)[1] == claims.NOT_REPRODUCED
+
+
+def test_the_markdown_table_gives_back_its_verdicts():
+    m = prior_metrics(0.02, 0.005, 0.035)
+    text = "intro\n" + claims.markdown("02", m) + "\nafter"
+    words = claims.verdicts_in(text, "02")
+    assert words == [claims.verdict(c, m)[1] for c in claims.of_notebook("02")]
+    assert claims.verdicts_in(text, "03") == []
+
+
+# -- the executed notebooks say what the report says ------------------------------------------------
+RESULTS = REPO_ROOT / "results"
+
+
+def report_verdicts(text: str) -> dict[str, list[str]]:
+    """Verdict words per notebook section of REPORT.md, in order."""
+    out: dict[str, list[str]] = {}
+    number = None
+    for line in text.splitlines():
+        head = re.match(r"## (\d\d) ", line)
+        if head:
+            number = head.group(1)
+        elif number and line.startswith("  - verdict: **"):
+            out.setdefault(number, []).append(line.split("**")[1])
+    return out
+
+
+def executed_text(path) -> str:
+    nb = json.loads(path.read_text())
+    parts = []
+    for cell in nb["cells"]:
+        for o in cell.get("outputs", []):
+            data = o.get("data", {})
+            parts.append("".join(data.get("text/markdown", "")) + "".join(o.get("text", "")))
+    return "\n".join(parts)
+
+
+@pytest.mark.skipif(not (RESULTS / "REPORT.md").exists(), reason="no committed results")
+@pytest.mark.parametrize("nb", report.NOTEBOOKS, ids=lambda nb: nb.number)
+def test_executed_notebook_verdicts_equal_the_report(nb):
+    if report.load_metrics(RESULTS, nb) is None:
+        pytest.skip(f"{nb.stem} has no committed results")
+    executed = RESULTS / "executed" / f"{nb.stem}.ipynb"
+    assert executed.exists(), f"{executed} is missing: run bash run_all.sh --only {nb.number}"
+    in_notebook = claims.verdicts_in(executed_text(executed), nb.number)
+    in_report = report_verdicts((RESULTS / "REPORT.md").read_text()).get(nb.number)
+    assert in_notebook, f"{executed.name} shows no claims table (vlmid.claims.show)"
+    assert in_notebook == in_report, (nb.number, in_notebook, in_report)
