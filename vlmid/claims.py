@@ -318,7 +318,8 @@ def table(number: str, metrics: dict | None):
     return pd.DataFrame(rows, columns=["kind", "claim", "measured", "rule", "verdict"])
 
 
-def _cell(text: str) -> str:
+def table_cell(text: Any) -> str:
+    """``text`` safe inside a markdown table cell (pipes escaped, line breaks as spaces)."""
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
@@ -328,7 +329,7 @@ def markdown(number: str, metrics: dict | None) -> str:
              "| | Claim | Measured here | Rule | Verdict |", "|---|---|---|---|---|"]
     for c in of_notebook(number):
         measured, word = verdict(c, metrics)
-        lines.append("| " + " | ".join(_cell(x) for x in ("target" if c.kind == "target" else "claim", c.statement,
+        lines.append("| " + " | ".join(table_cell(x) for x in ("target" if c.kind == "target" else "claim", c.statement,
                                                          measured or "-", c.rule, f"**{word}**")) + " |")
     return "\n".join(lines) + "\n"
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .claims import CLAIMS, ORDER, verdict
+from .claims import CLAIMS, ORDER, table_cell, verdict
 from .paths import REPO_ROOT, results_dir as default_results_dir
 
 README_START = "<!-- results:start -->"
@@ -80,10 +80,6 @@ def load_metrics(root: Path, nb: Notebook) -> dict | None:
     return metrics
 
 
-def _cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
 def headline_table(results_dir: str | Path | None = None) -> str:
     """The markdown table of every claim: notebook, claim, measured, anchor, verdict."""
     root = Path(default_results_dir(results_dir))
@@ -93,7 +89,7 @@ def headline_table(results_dir: str | Path | None = None) -> str:
     for row in CLAIMS:
         measured, word = verdict(row, metrics[row.notebook])
         claim = f"{'Target: ' if row.kind == 'target' else ''}{row.statement} ({row.source})"
-        lines.append("| " + " | ".join(_cell(x) for x in (row.notebook, claim, measured or "-",
+        lines.append("| " + " | ".join(table_cell(x) for x in (row.notebook, claim, measured or "-",
                                                            row.anchor or "-", f"**{word}**")) + " |")
     return "\n".join(lines) + "\n"
 
@@ -117,13 +113,13 @@ def _csv_preview(path: Path, max_rows: int = 8, max_cols: int = 8) -> str:
     except Exception as exc:  # an unreadable CSV is reported, not fatal
         return f"(could not read {path.name}: {type(exc).__name__})\n"
     shown = df.iloc[:max_rows, :max_cols]
-    head = "| " + " | ".join(_cell(c) for c in shown.columns) + " |"
+    head = "| " + " | ".join(table_cell(c) for c in shown.columns) + " |"
     rule = "|" + "---|" * len(shown.columns)
 
     def fmt(v):
         if isinstance(v, float):
             return "" if math.isnan(v) else f"{v:.4g}"
-        return _cell(v)
+        return table_cell(v)
 
     body = ["| " + " | ".join(fmt(v) for v in r) + " |" for r in shown.itertuples(index=False)]
     more = []
@@ -184,7 +180,7 @@ def render_report(results_dir: str | Path | None = None) -> str:
         if numbers:
             out += ["<details><summary>All headline numbers (metrics.json)</summary>", "",
                     "| key | value |", "|---|---|"]
-            out += [f"| {_cell(k)} | {_cell(_fmt_value(v))} |" for k, v in numbers.items()]
+            out += [f"| {table_cell(k)} | {table_cell(_fmt_value(v))} |" for k, v in numbers.items()]
             out += ["", "</details>", ""]
     return "\n".join(out).rstrip() + "\n"
 

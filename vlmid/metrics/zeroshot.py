@@ -79,10 +79,15 @@ def zeroshot_similarities(image_embeddings: torch.Tensor, class_embeddings: torc
     return image_embeddings.float().cpu() @ class_embeddings.float().cpu().T
 
 
+def correct_from_embeddings(image_embeddings: torch.Tensor, class_embeddings: torch.Tensor, labels) -> np.ndarray:
+    """Per image: is the zero-shot prediction of unit-norm ``image_embeddings`` right? (bool array)."""
+    pred = zeroshot_similarities(image_embeddings, class_embeddings).argmax(dim=1).numpy()
+    return pred == np.asarray(labels)
+
+
 def top1_from_embeddings(image_embeddings: torch.Tensor, class_embeddings: torch.Tensor, labels) -> float:
     """Zero-shot top-1 accuracy of unit-norm ``image_embeddings`` against ``class_embeddings``."""
-    pred = zeroshot_similarities(image_embeddings, class_embeddings).argmax(dim=1).numpy()
-    return float(np.mean(pred == np.asarray(labels)))
+    return float(np.mean(correct_from_embeddings(image_embeddings, class_embeddings, labels)))
 
 
 # -- thin wrappers for a CLIP bundle ----------------------------------------------------------

@@ -102,11 +102,11 @@ def setup(profile: str, seed: int, smoke: bool, n_eval: int, batch_size: int, de
 
 def _correct(model, pixels: torch.Tensor, labels, class_embeddings: torch.Tensor, batch_size: int) -> np.ndarray:
     """Per image: is the zero-shot prediction of ``model`` (patched or not) right? (pre-processed ``pixels``)."""
-    from ..metrics.zeroshot import embed_batches, zeroshot_similarities
+    from ..metrics.zeroshot import correct_from_embeddings, embed_batches
 
     images = embed_batches(lambda pv: model.get_image_features(pixel_values=pv),
                            (pixels[s:s + batch_size] for s in range(0, len(pixels), batch_size)))
-    return zeroshot_similarities(images, class_embeddings).argmax(dim=1).numpy() == np.asarray(labels)
+    return correct_from_embeddings(images, class_embeddings, labels)
 
 
 def accuracy_grid(clip, zs, jobs: list[tuple[Spec, float]], batch_size: int = 256, progress: bool = True,
