@@ -422,6 +422,8 @@ def _tiny_qwen2vl():
                                   temporal_patch_size=2)
 
     class Proc:
+        tokenizer = tok
+
         def apply_chat_template(self, msgs, add_generation_prompt=True):
             return tok.apply_chat_template(msgs, add_generation_prompt=add_generation_prompt, tokenize=False)
 
@@ -502,3 +504,26 @@ def test_output_head_and_caption_benchmark_nll_and_pairing(tmp_path):
     same = b2.paired_cider(ad, ad)
     assert len(calls) == 1                       # captions generated once, reused by the pairing
     assert same["diff"] == 0 and same["verdict"] == 0
+
+
+def test_qwen2vl_loss_counts_only_the_caption_and_pads_on_the_right_side():
+    """Qwen2-VL's caption NLL: labels are the caption's tokens and the end-of-turn token, never the
+    prompt, the image placeholders or padding; the loss batch pads on the right, generation on the left."""
+    from vlmid.models.bundles import Qwen2VLBundle
+
+    model, proc = _tiny_qwen2vl()
+    bundle = Qwen2VLBundle(model, proc)
+    ims = _images(2, size=56)
+    caps = ["a red shirt", "a red shirt on the left"]
+    enc, labels = bundle.caption_labels(ims, caps)
+    tok, pad = proc.tokenizer, proc.tokenizer.pad_token_id
+    for row, cap in enumerate(caps):
+        want = tok(cap + " <|im_end|>", add_special_tokens=False)["input_ids"]
+        assert labels[row][labels[row] != -100].tolist() == want
+    assert enc["attention_mask"][0, -1] == 0 and enc["input_ids"][0, -1] == pad        # right padding
+    assert (labels[enc["input_ids"] == tok.convert_tokens_to_ids("<|image_pad|>")] == -100).all()
+    left = bundle.inputs(ims, caps, padding_side="left")
+    assert left["attention_mask"][0, 0] == 0 and left["attention_mask"][0, -1] == 1      # left padding
+    assert proc.tokenizer.padding_side == "right"                                          # restored
+    expected = model(**enc, labels=labels).loss
+    assert torch.isclose(bundle.loss(ims, caps), expected)

@@ -210,3 +210,38 @@ def test_cifar10_refuses_code_in_pickles(cifar):
         pickle.dump({b"data": Evil(), b"labels": []}, f)
     with pytest.raises(ValueError, match="refusing to load builtins.print"):
         load_cifar10(root, "test")
+
+
+# ----------------------------------------------------------------------------- lazy images
+def test_real_splits_are_read_lazily_with_bounded_memory(coco, monkeypatch):
+    """The paper loaders keep paths, not pixels: each .image decodes its file on use, images_of decodes
+    one slice (one batch) at a time, and a file spoiled after listing fails with its name."""
+    import vlmid.data.coco as coco_mod
+    from vlmid.data.base import StoredCaptionExample, images_of
+
+    train = load_coco_karpathy(coco, "train")
+    assert all(isinstance(e, StoredCaptionExample) and "image" not in vars(e) for e in train)
+    eager = load_coco_karpathy(coco, "train", lazy=False)
+    assert [type(e) for e in eager] == [CaptionExample, CaptionExample]
+    for lazy_e, eager_e in zip(train, eager):
+        assert np.array_equal(np.asarray(lazy_e.image), np.asarray(eager_e.image))
+    decoded = []
+    real = coco_mod.read_rgb
+    monkeypatch.setattr(coco_mod, "read_rgb", lambda path, max_side=None: decoded.append(path) or real(path, max_side))
+    images = images_of(train)
+    assert len(images) == 2 and decoded == []          # nothing decoded until asked
+    assert [im.size for im in images[:1]] == [(12, 10)] and len(decoded) == 1
+    monkeypatch.undo()
+    spoiled = train[1].path
+    spoiled.write_bytes(spoiled.read_bytes()[:300])  # header intact, pixels cut off
+    with pytest.raises(OSError, match=spoiled.name):
+        train[1].image
+
+
+def test_flickr8k_is_lazy_too(flickr):
+    from vlmid.data.base import StoredCaptionExample
+
+    with pytest.warns(UserWarning):
+        test = load_flickr8k(flickr, "test")
+    assert test and all(isinstance(e, StoredCaptionExample) for e in test)
+    assert test[0].image.mode == "RGB"

@@ -27,7 +27,7 @@ SMOKE_03 = dict(DEFAULTS_03, smoke=True, keeps=[1.0, 0.5], search_keeps=[], loo_
 DEFAULTS_05 = dict(profile="tiny", seed=0, smoke=False, results_dir=None, device="auto",
                    n_test=200, n_train=1000, n_calib=128, energies=[0.9, 0.8, 0.6, 0.5], mid_energy=0.8,
                    keep_last_dense=1, finetune_steps=60, finetune_lr=3e-5, finetune_batch=32, n_zeroshot=500,
-                   latency_batch=8, latency_repeats=3, threads=1)
+                   latency_batch=8, latency_repeats=3, threads=1, qwen2vl=None)
 SMOKE_05 = dict(DEFAULTS_05, smoke=True, n_test=12, n_train=24, n_calib=8, n_zeroshot=40, energies=[0.6],
                 mid_energy=0.6, finetune_steps=2, finetune_batch=4, latency_batch=2, latency_repeats=1)
 
@@ -42,7 +42,12 @@ def parameters_cell(name: str) -> dict:
 
 
 def resolved(values: dict) -> dict:
-    return {**values, "device": resolve_device(values["device"])}
+    """What the dataclass turns the defaults into: "auto" the device found here; Qwen2-VL's None whether the
+    profile is the paper one."""
+    out = {**values, "device": resolve_device(values["device"])}
+    if "qwen2vl" in out and out["qwen2vl"] is None:
+        out["qwen2vl"] = out["profile"] == "paper"
+    return out
 
 
 CASES = [
@@ -154,3 +159,11 @@ def test_the_notebooks_use_their_dataclass():
         assert f"P = {cls.__name__}.from_namespace(globals())" in setup
         assert "globals().update(P.namespace())" in setup
         assert "check_fraction" not in setup and "if smoke" not in setup
+
+
+def test_qwen2vl_section_defaults_to_the_paper_profile_only():
+    assert CompressionParams().qwen2vl is False
+    assert CompressionParams(profile="paper", device="cpu").qwen2vl is True
+    assert CompressionParams(profile="paper", device="cpu", qwen2vl=False).qwen2vl is False
+    with pytest.raises(ValueError, match="qwen2vl=True needs profile='paper'"):
+        CompressionParams(qwen2vl=True)

@@ -530,6 +530,7 @@ def test_fast_cider_ranks_right_over_wrong():
     assert right > 1.0 and wrong < 0.1
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_global_masks_on_the_gpu_equal_the_cpu_ones():
     g = torch.Generator().manual_seed(0)
@@ -539,3 +540,18 @@ def test_global_masks_on_the_gpu_equal_the_cpu_ones():
     assert all(gpu[n].is_cuda and torch.equal(gpu[n].cpu(), cpu[n]) for n in scores)
     assert int(global_kth_value([s.cuda() for s in scores.values()], 5000, gather_limit=100).cpu() ==
                global_kth_value(list(scores.values()), 5000, gather_limit=100)) == 1
+
+
+def test_pruning_plan_counts_notebook_02s_work_by_hand():
+    """Tiny defaults: T = 80, holds of 6 at 5 checkpoints, 2 seeds, t_i = 5. The schedule keeps
+    0.2 + 0.8 (1 - (t - 5) / 75)^3, first <= 0.6 at t = 21 (t = 20 keeps 0.6096)."""
+    from vlmid.params.pruning import PruningParams
+    from vlmid.pruning.plan import pruning_plan
+
+    plan = pruning_plan(PruningParams(profile="tiny", device="cpu"), n_methods=9)
+    full, short, control = 80 + 5 * 6, 21 + 6, 21 + 2 * 6       # 40 % and 20 % are <= 0.4: two holds
+    n_short = 9 * 1 + 3 * 2                                       # second seeds; modality x2 + tower prior, per seed
+    assert plan.steps == 9 * full + n_short * short + control == 1428
+    assert plan.evaluations == 9 * 5 + n_short + 2 and plan.runs == 9 + n_short + 1
+    assert plan.seconds(0.5, 0.01) == pytest.approx(1428 * 0.5 + 62 * 400 * 0.01)
+    assert "about 0.27 h" in plan.describe(0.5, 0.01)

@@ -353,3 +353,15 @@ def test_lowrank_projections_full_rank_matches_dense(clip, zeroshot_set):
     assert lr.loc[0, "top1"] == zeroshot_top1(_Bundle(clip), zeroshot_set)       # the cached towers change nothing
     assert lr.loc[1, "top1"] == lr.loc[0, "top1"] and lr.loc[1, "rel_error_visual"] < 1e-5
     assert lr.loc[2, "projection_params"] == 2 * 2 * (32 + 16) and lr.loc[2, "rel_error_text"] > 0.1
+
+
+@pytest.mark.parametrize("n_layers, blocks", [(1, (0,)), (2, (1,)), (3, (1, 2)), (4, (1, 2, 3)), (12, (3, 6, 9))])
+def test_evit_default_blocks_lie_inside_any_depth(n_layers, blocks):
+    """EViT's default blocks (a quarter, half and three quarters in; 4, 7, 10 of 12 counted from 1)
+    never fall off a shallow tower, e.g. the paper stand-ins' two layers."""
+    from transformers import CLIPVisionConfig, CLIPVisionModel
+
+    tower = CLIPVisionModel(CLIPVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=n_layers,
+                                             num_attention_heads=2, image_size=16, patch_size=8))
+    with tokens.patched(tower, "evit", keep=0.5):
+        assert tokens.config(tower).blocks == blocks

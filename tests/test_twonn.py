@@ -244,6 +244,7 @@ def test_float32_torch_input():
     assert d32 == pytest.approx(d64, rel=1e-4)
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU here")
 def test_gpu_matches_cpu():
     X = subspace_gaussian(500, dim=64, intrinsic=5, seed=9)

@@ -11,7 +11,7 @@ Where each idea lives:
                       zero-shot accuracy, semantic similarity
 - ``vlmid.id``        TwoNN intrinsic dimension and the hooks that collect layer representations
 - ``vlmid.pruning``   magnitude / gradient / PLATON / Wanda scores, the ID prior, global masks, cubic schedule,
-                      the effects notebook 02 compares (``effects``)
+                      the effects notebook 02 compares (``effects``), the work it plans and its hours (``plan``)
 - ``vlmid.tokens``    vision-token pruning and merging patches for CLIP
 - ``vlmid.compress``  quantization, low-rank factorization, layer dropping
 - ``vlmid.retrieval`` notebook 04: the Flickr8k-style baseline and token-pruned matching models, recall@K
@@ -21,7 +21,8 @@ Where each idea lives:
 - ``vlmid.claims``    every claim of the study and target of this repository, defined once: keys, rule, wording;
                       ``vlmid.uncertainty`` the paired bootstrap behind each comparison's 95 % interval;
                       ``vlmid.report`` results/REPORT.md and the README table from them
-- ``vlmid.pipeline``  runs the numbered notebooks headless (papermill); ``vlmid.paths`` where things live
+- ``vlmid.pipeline``  runs the numbered notebooks headless (papermill); ``vlmid.paths`` where things live;
+                      ``vlmid.standins`` the paper checkpoints and data sets as small real-format stand-ins
 - ``vlmid.course``    course tooling: student handouts and the autograder
 
 The methods, the anchor numbers and the study's source documents are described in ``docs/``.

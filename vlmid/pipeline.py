@@ -104,8 +104,11 @@ def main(argv=None) -> int:
     ap.add_argument("--results", default=None,
                     help="results folder (default: results/; smoke runs results/smoke/, the paper profile results/paper/)")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, for a quick end-to-end check")
+    ap.add_argument("--device", default=None,
+                    help='every notebook\'s device parameter ("auto", "cpu", "cuda", "cuda:N"; default: the notebooks\' own, "auto")')
     args = ap.parse_args(argv)
-    return run(args.profile, args.seed, args.only, args.results, args.smoke)
+    extra = {"device": args.device} if args.device else None
+    return run(args.profile, args.seed, args.only, args.results, args.smoke, extra_parameters=extra)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ import weakref
 
 import torch
 
+from ..data.base import images_of
 from .adapters import ModelAdapter
 
 class Benchmark:
@@ -55,7 +56,7 @@ class CaptionBenchmark(Benchmark):
 
     def predictions(self, adapter) -> dict:
         if adapter not in self._preds:
-            caps = adapter.generate([e.image for e in self.examples], batch_size=self.batch_size)
+            caps = adapter.generate(images_of(self.examples), batch_size=self.batch_size)
             self._preds[adapter] = {e.image_id: c for e, c in zip(self.examples, caps)}
         return self._preds[adapter]
 

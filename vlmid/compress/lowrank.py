@@ -71,7 +71,7 @@ def retained_energy_rank(singular_values: torch.Tensor, energy: float) -> int:
     e = singular_values.double().pow(2)
     cum = torch.cumsum(e, 0) / e.sum()
     # tolerance so that energy=1.0 is reached despite rounding
-    return int(torch.searchsorted(cum, torch.tensor(energy - 1e-12, dtype=cum.dtype)).item()) + 1
+    return int(torch.searchsorted(cum, torch.tensor(energy - 1e-12, dtype=cum.dtype, device=cum.device)).item()) + 1
 
 
 def _scale_matrix(stats: dict, method: str, alpha: float) -> torch.Tensor | None:
@@ -103,8 +103,9 @@ def factorize_linear(linear: nn.Linear, rank: int | None = None, energy: float |
     """
     if method not in METHODS:
         raise ValueError(f"method={method!r}: allowed {METHODS}")
-    W = linear.weight.data.double().cpu()
+    W = linear.weight.data.double()  # on the weight's device: cuSOLVER on a GPU, LAPACK on the CPU
     S = _scale_matrix(stats, method, alpha)
+    S = None if S is None else S.to(W.device)
     A = W if S is None else W @ S
     U, s, Vh = torch.linalg.svd(A, full_matrices=False)
     if rank is None:
@@ -189,7 +190,7 @@ def energy_rank_table(model: nn.Module, energies: Iterable[float], skip: Iterabl
     energies = list(energies)
     rows = []
     for n in linear_names(model, skip):
-        W = model.get_submodule(n).weight.detach().double().cpu()
+        W = model.get_submodule(n).weight.detach().double()
         s = torch.linalg.svdvals(W)
         brk = breakeven_rank(W.shape[0], W.shape[1])
         tower = "vision" if module_group(n) == "vision" else "text"
@@ -252,7 +253,7 @@ def plan_ranks(model: nn.Module, energy: float, skip: Iterable[str] = (), only_i
     plan = {}
     for n in linear_names(model, skip):
         lin = model.get_submodule(n)
-        r = retained_energy_rank(torch.linalg.svdvals(lin.weight.data.double().cpu()), energy)
+        r = retained_energy_rank(torch.linalg.svdvals(lin.weight.data.double()), energy)
         if only_if_smaller and r > max_saving_rank(lin):
             continue
         plan[n] = {"in_features": lin.in_features, "out_features": lin.out_features,

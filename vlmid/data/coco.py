@@ -13,8 +13,11 @@ Karpathy test and val hold 5000 images each; "train" here means train + restval 
 images), as BLIP and most captioning work train on both. The same writer/loader pair also
 stores our own captioned scenes, so one evaluation path serves both.
 
-Unreadable or missing images are skipped, counted and reported once, never fatal:
-the returned list carries ``.skipped`` (how many) and ``.skipped_files`` (which).
+Images are read lazily: the loader lists the split and checks each file's header (a missing file or
+one that is not an image is skipped, counted and reported once, never fatal; the returned list carries
+``.skipped`` and ``.skipped_files``), and each :class:`~vlmid.data.base.StoredCaptionExample` decodes
+its photo when ``.image`` is asked for, so a training loop holds one batch of pixels at a time.
+``lazy=False`` decodes every image at load time (and skips the ones that fail to decode).
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ from typing import Callable, Hashable
 
 from PIL import Image
 
-from .base import CaptionExample
+from .base import CaptionExample, StoredCaptionExample
 
 COCO_SPLITS = ("train", "val", "test", "restval")
 HOW_TO_GET = ("Karpathy's split file comes in caption_datasets.zip "
@@ -57,6 +60,24 @@ def read_rgb(path: Path, max_side: int | None = None) -> Image.Image | None:
     if max_side and max(im.size) > max_side:
         im.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
     return im
+
+
+def image_readable(path: Path) -> bool:
+    """Whether ``path`` is an image file PIL can open (reads the header only, no pixels)."""
+    try:
+        with Image.open(path) as im:
+            return im.size[0] > 0 and im.size[1] > 0
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return False
+
+
+def caption_example(image_id, path: Path, captions: list[str], max_side: int | None, lazy: bool):
+    """The example of one listed image: stored (decoded on use) when ``lazy``, else decoded now;
+    None when the file is missing or unreadable (the caller counts it as skipped)."""
+    if lazy:
+        return StoredCaptionExample(image_id, path, captions, max_side) if image_readable(path) else None
+    image = read_rgb(path, max_side)
+    return None if image is None else CaptionExample(image_id=image_id, image=image, captions=captions)
 
 
 def warn_skipped(skipped: list, what: str) -> None:
@@ -97,7 +118,7 @@ def _read_json(path: Path) -> list[dict]:
 
 def load_coco_karpathy(root: str | os.PathLike, split: str = "test", n: int | None = None,
                        images_root: str | os.PathLike | None = None,
-                       max_side: int | None = None) -> LoadedExamples:
+                       max_side: int | None = None, lazy: bool = True) -> LoadedExamples:
     """COCO Karpathy ``split`` as :class:`CaptionExample` s (image_id = cocoid, all raw captions).
 
     root:        folder holding ``dataset_coco.json`` (or the json file itself)
@@ -105,8 +126,10 @@ def load_coco_karpathy(root: str | os.PathLike, split: str = "test", n: int | No
     n:           return the first ``n`` readable images of the split in file order (None: all)
     images_root: folder holding ``<filepath>/<filename>`` (default: ``root``); a flat folder
                  with the files directly inside also works
-    max_side:    shrink images whose longer side exceeds this many pixels (saves memory:
-                 the 5000 test images take ~4.5 GB at full size; BLIP resizes to 384 anyway)
+    max_side:    shrink images whose longer side exceeds this many pixels when decoded (BLIP
+                 resizes to 384 anyway)
+    lazy:        keep paths and decode each image when it is used (default; bounded memory), or
+                 decode them all now (``False``: the 5000 test images take about 4.5 GB at full size)
     """
     if split not in COCO_SPLITS:
         raise ValueError(f"split={split!r}: use one of {COCO_SPLITS} ('train' includes 'restval')")
@@ -128,12 +151,12 @@ def load_coco_karpathy(root: str | os.PathLike, split: str = "test", n: int | No
         if not file.exists() and (images_root / entry["filename"]).exists():
             file = images_root / entry["filename"]  # a flat image folder
         captions = [s["raw"].strip() for s in entry["sentences"] if s["raw"].strip()]
-        image = read_rgb(file, max_side) if captions else None
-        if image is None:
+        image_id = entry.get("cocoid", entry.get("imgid", entry["filename"]))
+        example = caption_example(image_id, file, captions, max_side, lazy) if captions else None
+        if example is None:
             skipped.append(rel)
             continue
-        image_id = entry.get("cocoid", entry.get("imgid", entry["filename"]))
-        out.append(CaptionExample(image_id=image_id, image=image, captions=captions))
+        out.append(example)
     warn_skipped(skipped, f"COCO {split} ({path})")
     return LoadedExamples(out, skipped)
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable, Hashable
 
 from .base import CaptionExample
-from .coco import LoadedExamples, read_rgb, warn_skipped
+from .coco import LoadedExamples, caption_example, warn_skipped
 
 TOKEN_FILE = "Flickr8k.token.txt"
 SPLIT_FILES = {"train": "Flickr_8k.trainImages.txt", "val": "Flickr_8k.devImages.txt",
@@ -74,12 +74,14 @@ def read_tokens(path: Path) -> dict[str, list[str]]:
 
 
 def load_flickr8k(root: str | os.PathLike, split: str = "test", n: int | None = None,
-                  max_side: int | None = None) -> LoadedExamples:
+                  max_side: int | None = None, lazy: bool = True) -> LoadedExamples:
     """Flickr8k ``split`` ("train", "val" (= dev) or "test") as :class:`CaptionExample` s.
 
     image_id is the file name without extension (e.g. "1000268201_693b08cb0e"); images are
     in the split file's order; ``n`` keeps the first ``n`` readable ones. An image listed in
     the split file without captions or without a readable file is skipped and counted.
+    ``lazy`` (default): the examples keep their paths and decode each image when it is used
+    (:class:`~vlmid.data.base.StoredCaptionExample`); ``False`` decodes them all now.
     """
     split = {"dev": "val"}.get(split, split)
     if split not in SPLIT_FILES:
@@ -99,11 +101,12 @@ def load_flickr8k(root: str | os.PathLike, split: str = "test", n: int | None = 
     for name in names:
         if n is not None and len(out) >= n:
             break
-        image = read_rgb(image_dir / name, max_side) if captions.get(name) else None
-        if image is None:
+        example = (caption_example(Path(name).stem, image_dir / name, captions[name], max_side, lazy)
+                   if captions.get(name) else None)
+        if example is None:
             skipped.append(name)
             continue
-        out.append(CaptionExample(image_id=Path(name).stem, image=image, captions=captions[name]))
+        out.append(example)
     warn_skipped(skipped, f"Flickr8k {split} ({root})")
     return LoadedExamples(out, skipped)
 

@@ -31,6 +31,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Hashable, Sequence
 
+from ..data.base import images_of
+
 SCORE_KEYS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr", "SPICE")
 
 # What an empty prediction becomes after tokenization: one word that matches no reference,
@@ -283,7 +285,7 @@ def evaluate_captioner(cap, examples, batch_size: int = 64, return_predictions: 
         raise KeyError(f"evaluate_captioner: items has no true items for image ids e.g. {missing}")
     refs = {e.image_id: list(e.captions) for e in examples}
     warming = warm_up([c for r in refs.values() for c in r])  # Java starts while the model decodes
-    captions = cap.generate([e.image for e in examples], batch_size=batch_size)
+    captions = cap.generate(images_of(examples), batch_size=batch_size)
     warming.join()
     if len(captions) != len(examples):
         raise RuntimeError(f"cap.generate returned {len(captions)} captions for {len(examples)} images")

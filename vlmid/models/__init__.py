@@ -16,10 +16,10 @@ from pathlib import Path
 
 from ..paths import check_profile, resolve_device
 from .bundles import Captioner, ClipBundle
-from .paper import BLIP_ID, CLIP_ID, QWEN2VL_ID, ModelNotAvailable, qwen2vl_path
+from .paper import BLIP_ID, CLIP_ID, QWEN2VL_ID, ModelNotAvailable, load_paper_qwen2vl as load_qwen2vl, qwen2vl_path
 
 __all__ = ["load_captioner", "load_clip", "Captioner", "ClipBundle", "ModelNotAvailable",
-           "BLIP_ID", "CLIP_ID", "QWEN2VL_ID", "qwen2vl_path", "tiny_folder", "model_source"]
+           "BLIP_ID", "CLIP_ID", "QWEN2VL_ID", "qwen2vl_path", "load_qwen2vl", "tiny_folder", "model_source"]
 
 
 def model_source(seed: int = 0, smoke: bool = False) -> str:

@@ -3,6 +3,7 @@ processor plus the few conveniences every notebook needs (decoding settings, bat
 ``Qwen2VLBundle`` is the same for Qwen2-VL (paper profile, notebook 05)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -13,6 +14,12 @@ from .tokenizer import detokenize
 def _batches(seq, size):
     for i in range(0, len(seq), size):
         yield seq[i:i + size]
+
+
+def _sequence(images):
+    """``images`` as something with len() and slices: a sequence as it is (a lazy one, e.g.
+    :func:`vlmid.data.base.images_of`, then decodes one batch at a time), anything else as a list."""
+    return images if isinstance(images, Sequence) else list(images)
 
 
 @dataclass
@@ -39,7 +46,7 @@ class Captioner:
     def generate(self, images, batch_size: int = 64, progress: bool = False, **overrides) -> list[str]:
         """Captions of ``images`` (PIL) with ``self.generation`` (overridden by keyword arguments)."""
         kwargs = {**self.generation, **overrides}
-        images, out = list(images), []
+        images, out = _sequence(images), []
         chunks = list(_batches(images, batch_size))
         if progress:
             from tqdm.auto import tqdm
@@ -101,7 +108,7 @@ class ClipBundle:
 
     @torch.no_grad()
     def image_features(self, images, batch_size: int = 256) -> torch.Tensor:
-        feats = [self.model.get_image_features(pixel_values=self.pixel_values(c)) for c in _batches(list(images), batch_size)]
+        feats = [self.model.get_image_features(pixel_values=self.pixel_values(c)) for c in _batches(_sequence(images), batch_size)]
         return torch.cat([embedding_tensor(f) for f in feats])
 
     @torch.no_grad()
@@ -133,25 +140,44 @@ class Qwen2VLBundle:
     generation: dict = field(default_factory=lambda: dict(max_new_tokens=20, do_sample=False))
     prompt: str = ""
 
-    def inputs(self, images, captions=None):
+    def inputs(self, images, captions=None, padding_side: str = "left"):
+        """The processor's batch for ``images`` (and the chat prompt followed by each caption), padded on
+        ``padding_side``: left for generation (a decoder-only model continues every row from its last
+        position), right for the loss."""
         msgs = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": self.instruction}]}]
         text = self.processor.apply_chat_template(msgs, add_generation_prompt=True)
         texts = [text + (c if captions else "") for c in (captions or [None] * len(images))]
-        enc = self.processor(text=texts, images=list(images), return_tensors="pt", padding=True)
+        tok = self.processor.tokenizer
+        side, tok.padding_side = tok.padding_side, padding_side
+        try:
+            enc = self.processor(text=texts, images=list(images), return_tensors="pt", padding=True)
+        finally:
+            tok.padding_side = side
         return enc.to(next(self.model.parameters()).device)
 
     @torch.no_grad()
     def generate(self, images, batch_size: int = 8) -> list[str]:
-        out = []
-        images = list(images)
+        out, images = [], _sequence(images)
         for i in range(0, len(images), batch_size):
-            enc = self.inputs(images[i:i + batch_size])
+            enc = self.inputs(images[i:i + batch_size], padding_side="left")
             ids = self.model.generate(**enc, **self.generation)
             new = ids[:, enc["input_ids"].shape[1]:]
             out += [t.strip() for t in self.processor.batch_decode(new, skip_special_tokens=True)]
         return out
 
+    def caption_labels(self, images, captions):
+        """(batch, labels) for the caption NLL: the labels are the caption's tokens and its end-of-turn
+        token; the system and user turns, the hundreds of image placeholder tokens, the assistant header
+        and the padding are -100. The prompt's length is measured per image (its placeholder count
+        depends on the image's size) by processing the prompt alone."""
+        end = self.processor.tokenizer.eos_token or ""
+        prompt = self.inputs(images, None, padding_side="right")
+        enc = self.inputs(images, [c + end for c in captions], padding_side="right")
+        n_prompt = prompt["attention_mask"].sum(1, keepdim=True)
+        position = torch.arange(enc["input_ids"].shape[1], device=n_prompt.device).unsqueeze(0)
+        labels = enc["input_ids"].masked_fill((position < n_prompt) | (enc["attention_mask"] == 0), -100)
+        return enc, labels
+
     def loss(self, images, captions):
-        enc = self.inputs(images, captions)
-        labels = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
+        enc, labels = self.caption_labels(images, captions)
         return self.model(**enc, labels=labels).loss

@@ -90,3 +90,28 @@ def load_paper_clip(device: str = "auto"):
 def qwen2vl_path() -> str:
     """Where notebook 05 should load Qwen2-VL from (``$VLMID_MODELS/<id>`` or the hub id for the cache)."""
     return resolve(QWEN2VL_ID)
+
+
+def load_paper_qwen2vl(device: str = "auto"):
+    """Qwen2-VL-2B-Instruct and its processor as a :class:`~vlmid.models.bundles.Qwen2VLBundle` (float32;
+    notebook 05 casts it per method). Its processor builds a video processor that needs torchvision:
+    without it this raises an ImportError that says how to install it, never a silent skip."""
+    from transformers import AutoProcessor, Qwen2VLForConditionalGeneration
+
+    from .bundles import Qwen2VLBundle
+
+    def fn(path):
+        try:
+            proc = AutoProcessor.from_pretrained(path, local_files_only=True)
+        except ImportError as err:
+            if "torchvision" not in str(err).lower():
+                raise
+            raise ImportError(
+                f"Qwen2-VL's processor needs torchvision ({err}). Install the build that matches torch 2.13.0: "
+                f"`bash run_all.sh --cuda` on a GPU machine (torch 2.13.0 + torchvision 0.28.0), or "
+                f"`pip install torchvision==0.28.0` from the same index as your torch") from None
+        model = Qwen2VLForConditionalGeneration.from_pretrained(path, local_files_only=True, dtype="float32")
+        return model, proc
+
+    model, proc = _load(QWEN2VL_ID, fn)
+    return Qwen2VLBundle(model=model.eval().to(resolve_device(device)), processor=proc)

@@ -32,12 +32,13 @@ def measure(cap, clip, seed: int = 0, smoke: bool = False, n_test: int | None = 
 
     from ..data import load_captions, load_zeroshot
     from ..data.scenes import scene_items
+    from ..data.base import images_of
     from ..metrics import caption_scores, zeroshot_predict
     from ..metrics.grounding import grounded_scores
     from .probe import cls_features, linear_probe, probe_items
 
     test = load_captions("tiny", "test", n=n_test, seed=seed, smoke=smoke)
-    preds = cap.generate([e.image for e in test])
+    preds = cap.generate(images_of(test))
     truth = scene_items("test", n=n_test, seed=seed, smoke=smoke)
     g = grounded_scores(preds, [truth[e.image_id] for e in test])
     out = {f"blip_{k}": v for k, v in g.items() if k != "n_scenes"}

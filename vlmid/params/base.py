@@ -31,8 +31,11 @@ class NotebookParams:
     Subclasses add their fields (``None`` meaning "the profile's default"), and may set
     ``PROFILE_DEFAULTS`` (field -> value per profile, filled in where a field is ``None``),
     ``SMOKE`` (field -> value, or a function of the current value, used when ``smoke`` is true:
-    seconds instead of minutes, the same code path) and override :meth:`check` (range checks on
-    the values the user gave) and :meth:`finish` (values derived from the others).
+    seconds instead of minutes, the same code path), ``PAPER_SMOKE`` (the same, applied after
+    ``SMOKE`` in a paper smoke run: the paper stand-ins of :mod:`vlmid.standins` are the real width
+    and image size, so each image and step costs about a hundred times a tiny one) and override
+    :meth:`check` (range checks on the values the user gave) and :meth:`finish` (values derived
+    from the others).
     """
     profile: str = "tiny"      # "tiny": offline, models trained here | "paper": real checkpoints and datasets
     seed: int = 0
@@ -42,6 +45,7 @@ class NotebookParams:
 
     PROFILE_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {}
     SMOKE: ClassVar[dict[str, Any]] = {}
+    PAPER_SMOKE: ClassVar[dict[str, Any]] = {}
 
     def __post_init__(self):
         check_profile(self.profile)
@@ -52,7 +56,8 @@ class NotebookParams:
                 setattr(self, name, value)
         self.check()  # what the user asked for is checked before the smoke sizes replace it
         if self.smoke:
-            for name, value in self.SMOKE.items():
+            smoke = {**self.SMOKE, **(self.PAPER_SMOKE if self.profile == "paper" else {})}
+            for name, value in smoke.items():
                 setattr(self, name, value(getattr(self, name)) if callable(value) else value)
         self.finish()
 

@@ -16,6 +16,7 @@ class BuildParams(NotebookParams):
 
     # seconds, not minutes: smoke models are trained for a few steps and mean nothing
     SMOKE: ClassVar[dict] = {"n_test": lambda n: min(n, 24), "n_zeroshot": 60, "n_probe": lambda n: min(n, 120)}
+    PAPER_SMOKE: ClassVar[dict] = {"n_test": 6, "n_zeroshot": 20, "n_probe": 40}
 
     def check(self) -> None:
         sizes = [("n_test", self.n_test), ("n_probe", self.n_probe)]

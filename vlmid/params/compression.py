@@ -29,6 +29,7 @@ class CompressionParams(NotebookParams):
     latency_batch: int = 8            # images per timed call
     latency_repeats: int = 3          # interleaved timing rounds after one warm-up (median reported)
     threads: int = 1                  # torch threads (the machine is shared; recorded in provenance)
+    qwen2vl: bool | None = None       # run the Qwen2-VL-2B section (None: in the paper profile; it needs its weights)
 
     # shrink everything: the smoke models are untrained, the point is that every cell runs
     SMOKE: ClassVar[dict[str, Any]] = {
@@ -36,6 +37,7 @@ class CompressionParams(NotebookParams):
         "energies": [0.6], "mid_energy": 0.6,
         "finetune_steps": 2, "finetune_batch": 4, "latency_batch": 2, "latency_repeats": 1,
     }
+    PAPER_SMOKE: ClassVar[dict[str, Any]] = {"n_test": 4, "n_train": 8, "n_calib": 4, "n_zeroshot": 20}
 
     def check(self) -> None:
         for name in ("n_test", "n_train", "n_calib", "n_zeroshot", "latency_batch", "latency_repeats", "threads",
@@ -51,9 +53,13 @@ class CompressionParams(NotebookParams):
             raise ValueError(f"mid_energy={self.mid_energy!r} must be one of energies={self.energies!r}")
         self.keep_last_dense = check_whole("keep_last_dense", self.keep_last_dense, 0)
         check_fraction("finetune_lr", self.finetune_lr, 0.0, 1.0, include_low=False)
+        if self.qwen2vl and self.profile != "paper":
+            raise ValueError("qwen2vl=True needs profile='paper' (the tiny profile has no Qwen2-VL weights)")
 
     def finish(self) -> None:
         self.n_calib = min(self.n_calib, self.n_train)  # calibration examples come out of the training split
+        if self.qwen2vl is None:
+            self.qwen2vl = self.profile == "paper"
 
 
 __all__ = ["CompressionParams"]

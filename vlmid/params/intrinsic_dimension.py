@@ -28,6 +28,7 @@ class IntrinsicDimensionParams(NotebookParams):
     # a run of seconds: few points, one small benchmark
     SMOKE: ClassVar[dict] = {"n_points": lambda n: min(n, 64), "n_bootstrap": lambda n: min(n, 20),
                              "benchmark_sizes": lambda _: [400], "benchmark_repeats": 1}
+    PAPER_SMOKE: ClassVar[dict] = {"n_points": lambda n: min(n, 32)}
 
     def check(self) -> None:
         pools = _poolings()

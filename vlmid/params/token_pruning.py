@@ -43,6 +43,7 @@ class TokenPruningParams(NotebookParams):
         "scales": [1.0, 2.0],
         "lowrank_ranks": lambda rs: rs[:2],
     }
+    PAPER_SMOKE: ClassVar[dict[str, Any]] = {"n_eval": 20, "batch_size": 4, "repeats": 1, "scaling_batch": 2}
 
     def check(self) -> None:
         for name in ("keeps", "search_keeps", "loo_keeps"):

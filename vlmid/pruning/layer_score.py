@@ -26,6 +26,8 @@ from typing import Callable, Mapping
 import torch
 from torch import nn
 
+from ..data.base import images_of
+
 from .masks import linear_block, linear_group
 
 
@@ -86,7 +88,7 @@ def fast_cider(refs: Mapping, preds: Mapping) -> float:
 
 def captioner_cider(cap, examples) -> float:
     """:func:`fast_cider` of ``cap.generate`` on ``examples`` (for :func:`layer_utility`)."""
-    preds = cap.generate([e.image for e in examples])
+    preds = cap.generate(images_of(examples))
     return fast_cider({e.image_id: list(e.captions) for e in examples},
                       {e.image_id: p for e, p in zip(examples, preds)})
 

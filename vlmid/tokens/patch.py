@@ -142,7 +142,7 @@ def _resolve(tower, name: str, keep: float, options: dict) -> MethodConfig:
     elif cls is EViTConfig:
         blocks = opts.get("blocks")
         if blocks is None:  # EViT prunes at blocks 4, 7, 10 of 12: a quarter, half, three quarters in
-            blocks = tuple(sorted({max(1, round(n_layers * f)) for f in (0.25, 0.5, 0.75)}))
+            blocks = tuple(sorted({min(n_layers - 1, max(1, round(n_layers * f))) for f in (0.25, 0.5, 0.75)}))
         blocks = tuple(int(b) for b in blocks)
         if any(not 0 <= b < n_layers for b in blocks):
             raise ValueError(f"blocks={blocks!r} is out of range: each must lie in [0, {n_layers - 1}]")

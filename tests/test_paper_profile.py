@@ -1,0 +1,87 @@
+"""The paper profile offline: every notebook's paper branch in smoke mode on real-format stand-ins.
+
+``vlmid.standins`` saves BLIP-base and CLIP ViT-B/16 as the same transformers classes at their real
+width and image size (two layers, random weights), with a bert-base-uncased WordPiece tokenizer that
+has ``[DEC]``, a CLIP BPE tokenizer and the checkpoints' ``preprocessor_config.json`` files, and COCO
+Karpathy, Flickr8k and CIFAR-10 fixtures in their on-disk formats. The notebooks then run exactly as
+``run_all.sh --profile paper --smoke`` would (on CUDA with ``scripts/gpu_check.sh``).
+"""
+import json
+
+import pytest
+import torch
+
+from vlmid import pipeline, standins
+
+pytestmark = pytest.mark.notebooks
+
+
+@pytest.fixture(scope="module")
+def paper_env(tmp_path_factory):
+    root = tmp_path_factory.mktemp("paper")
+    env = standins.write(root)
+    env.update(VLMID_DATA=str(root / "vlmid-data"), HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(root / "no-cache"))
+    mp = pytest.MonkeyPatch()
+    for k, v in env.items():
+        mp.setenv(k, v)
+    yield root
+    mp.undo()
+
+
+def test_stand_ins_have_the_checkpoints_conventions(paper_env):
+    from vlmid.data import load_captions
+    from vlmid.id.representations import blip_batches
+    from vlmid.models import load_captioner, load_clip
+
+    cap = load_captioner("paper", device="cpu")
+    assert cap.tokenizer.bos_token == "[DEC]" and cap.tokenizer.convert_tokens_to_ids("[DEC]") == 30522
+    assert cap.model.config.text_config.bos_token_id == 30522
+    test = load_captions("paper", "test", n=2)
+    enc = cap.text_inputs([e.captions[0] for e in test])
+    assert (enc["input_ids"][:, 0] == 30522).all()          # the loss teacher-forces from [DEC]
+    batch = next(blip_batches(cap, test, 2))                  # and so do the ID hooks
+    assert (batch["input_ids"][:, 0] == 30522).all()
+    assert batch["pixel_values"].shape == (2, 3, 384, 384)
+    with torch.no_grad():
+        assert cap.model.vision_model(pixel_values=batch["pixel_values"]).last_hidden_state.shape[1] == 577
+        ids = cap.model.generate(pixel_values=batch["pixel_values"], **cap.generation)
+    assert ids.shape[1] <= cap.generation["max_length"] == 20  # nothing decoded beyond the limit
+    clip = load_clip("paper", device="cpu")
+    pv = clip.pixel_values([e.image for e in test])
+    assert pv.shape == (2, 3, 224, 224)
+    with torch.no_grad():
+        assert clip.model.vision_model(pixel_values=pv).last_hidden_state.shape[1] == 197
+    assert clip.tokenizer.bos_token == "<|startoftext|>" and clip.tokenizer.eos_token == "<|endoftext|>"
+
+
+@pytest.fixture(scope="module")
+def paper_smoke(paper_env):
+    # no Qwen2-VL stand-in (its processor needs torchvision): notebook 05 is told to leave that section out
+    status = pipeline.run("paper", 0, results=str(paper_env / "results"), smoke=True,
+                          extra_parameters={"device": "cpu", "qwen2vl": False})
+    return status, paper_env / "results"
+
+
+def test_every_notebook_runs_its_paper_branch(paper_smoke):
+    status, results = paper_smoke
+    manifest = json.loads((results / "manifest.json").read_text())
+    failed = {k: v["error"] for k, v in manifest["notebooks"].items() if v["exit_status"] != "ok"}
+    assert status == 0 and not failed, failed
+    assert len(manifest["notebooks"]) == len(pipeline.notebooks())
+    for nb in pipeline.notebooks():
+        metrics = json.loads((results / nb.stem / "metrics.json").read_text())
+        assert metrics["profile"] == "paper", nb.name
+    assert json.loads((results / "05_quantization_lowrank" / "metrics.json").read_text())["qwen2vl_section"] == "not run"
+
+
+def test_paper_profile_without_its_files_names_what_is_missing(tmp_path, monkeypatch):
+    monkeypatch.setenv("VLMID_MODELS", str(tmp_path / "models"))
+    monkeypatch.setenv("VLMID_PAPER_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("VLMID_DATA", str(tmp_path / "vlmid-data"))
+    status = pipeline.run("paper", 0, only="02", results=str(tmp_path / "results"), smoke=True,
+                          extra_parameters={"device": "cpu"})
+    manifest = json.loads((tmp_path / "results" / "manifest.json").read_text())
+    error = manifest["notebooks"]["02_pruning_blip"]["error"]
+    assert status != 0 and "Salesforce/blip-image-captioning-base" in error and "VLMID_MODELS" in error
+    assert not (tmp_path / "results" / "02_pruning_blip" / "metrics.json").exists()
