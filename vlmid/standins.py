@@ -177,13 +177,11 @@ def write_cifar10(root: str | os.PathLike, per_batch: int = 20) -> Path:
     with open(folder / "batches.meta", "wb") as f:
         pickle.dump({b"label_names": names, b"num_cases_per_batch": per_batch, b"num_vis": 3072}, f, protocol=2)
     for k, name in enumerate(["test_batch"] + [f"data_batch_{b}" for b in range(1, 6)]):
-        rng = np.random.default_rng(k)
         labels = (np.arange(per_batch) % 10).tolist()
         pixels = np.stack([np.asarray(_photo(10000 * (k + 1) + j, (32, 32))) for j in range(per_batch)])
         data = {b"batch_label": f"batch {k}".encode(), b"labels": labels,
                 b"data": pixels.transpose(0, 3, 1, 2).reshape(per_batch, 3072).astype(np.uint8),
                 b"filenames": [f"img_{k}_{j}.png".encode() for j in range(per_batch)]}
-        rng.shuffle(data[b"filenames"])
         with open(folder / name, "wb") as f:
             pickle.dump(data, f, protocol=2)
     return folder

@@ -157,9 +157,9 @@ class Qwen2VLBundle:
 
     @torch.no_grad()
     def generate(self, images, batch_size: int = 8) -> list[str]:
-        out, images = [], _sequence(images)
-        for i in range(0, len(images), batch_size):
-            enc = self.inputs(images[i:i + batch_size], padding_side="left")
+        out = []
+        for chunk in _batches(_sequence(images), batch_size):
+            enc = self.inputs(chunk, padding_side="left")
             ids = self.model.generate(**enc, **self.generation)
             new = ids[:, enc["input_ids"].shape[1]:]
             out += [t.strip() for t in self.processor.batch_decode(new, skip_special_tokens=True)]
