@@ -147,6 +147,30 @@ def test_result_writer_records_provenance_and_flat_metrics(tmp_path):
         out.metrics(nested={"a": 1})
 
 
+def test_a_rerun_leaves_no_number_or_file_of_the_earlier_run(tmp_path):
+    import pandas as pd
+
+    first = ResultWriter("99_demo", profile="tiny", seed=0, root=tmp_path)
+    first.csv(pd.DataFrame({"a": [1]}), "old_name.csv")
+    first.csv(pd.DataFrame({"a": [1]}), "kept.csv")
+    first.metrics(n_test_images=150, score=0.1)
+    first.finish()
+    folder = tmp_path / "99_demo"
+
+    second = ResultWriter("99_demo", profile="tiny", seed=0, root=tmp_path)
+    second.csv(pd.DataFrame({"a": [2]}), "kept.csv")
+    second.metrics(score=0.2)
+    second.metrics(n_test=400)   # calls within one run add up
+    assert json.loads((folder / "metrics.json").read_text()) == {
+        "score": 0.2, "n_test": 400, "profile": "tiny", "seed": 0, "commit": second._prov["commit"]}
+    assert (folder / "old_name.csv").exists()   # until the run completes, the earlier files stay
+    written = second.finish()
+    assert set(written) == {"kept.csv", "metrics.json"} and not (folder / "old_name.csv").exists()
+    prov = json.loads((folder / "provenance.json").read_text())
+    assert set(prov["files"]) == {"kept.csv", "metrics.json"} and prov["complete"] is True
+    assert written["kept.csv"] == (folder / "kept.csv").stat().st_size
+
+
 def test_smoke_results_never_land_in_the_real_results(monkeypatch, tmp_path):
     monkeypatch.setenv("VLMID_RESULTS", str(tmp_path))
     out = ResultWriter("99_demo", profile="tiny", seed=0, smoke=True)

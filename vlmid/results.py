@@ -11,6 +11,13 @@ installed packages match it, and the SHA-256 of every file written.
     out.csv(df, "id_profiles.csv")
     out.figure(fig, "id_profiles.png")
     out.metrics(id_vision_max=123.4)
+    out.finish()   # the run is complete: what an earlier run left and this one did not write goes
+
+A folder holds one run: ``metrics.json`` carries only the keys this run wrote, and ``finish()``
+removes the files an earlier run recorded that this run did not rewrite (a renamed table, say),
+so a rerun never leaves a stale number beside the new ones. Until ``finish()`` the earlier files
+stay, so a run that fails halfway leaves the last complete results readable, each file with the
+commit that wrote it in ``provenance.json``.
 """
 from __future__ import annotations
 
@@ -223,10 +230,13 @@ class ResultWriter:
         self._t0 = time.perf_counter()
         self._prov = provenance(profile, seed, notebook=name, smoke=smoke, **extra)
         self._files: dict[str, dict[str, Any]] = {}
+        self._written: set[str] = set()      # the files this run wrote
+        self._metrics: dict[str, Any] = {}   # this run's headline numbers, never an earlier run's
         prov_path = self.dir / "provenance.json"
-        if prov_path.exists():  # keep the record of files this run does not rewrite
+        if prov_path.exists():  # keep the record of the earlier run's files until finish()
             with contextlib.suppress(ValueError, OSError):
-                self._files = json.loads(prov_path.read_text()).get("files", {})
+                earlier = json.loads(prov_path.read_text()).get("files", {})
+                self._files = {n: r for n, r in earlier.items() if (self.dir / n).is_file()}
 
     def path(self, filename: str) -> Path:
         return self.dir / filename
@@ -252,27 +262,39 @@ class ResultWriter:
             binary=True))
 
     def metrics(self, values: dict[str, Any] | None = None, **more: Any) -> dict[str, Any]:
-        """Merge headline numbers into the flat ``metrics.json`` (name -> number or string)."""
-        path = self.path("metrics.json")
-        current: dict[str, Any] = {}
-        if path.exists():
-            with contextlib.suppress(ValueError, OSError):
-                current = json.loads(path.read_text())
+        """Add headline numbers to the flat ``metrics.json`` (name -> number or string).
+
+        Calls within one run add up; keys of an earlier run's file are not carried over."""
         new = {**(values or {}), **more}
+        checked = {}
         for k, v in new.items():
             v = _jsonable(v)
             if not (v is None or isinstance(v, (int, float, str, bool))):
                 raise TypeError(f"metrics.json is flat: {k!r} must be a number or a string, not {type(v).__name__}")
-            current[k] = v
-        current.update(profile=self._prov["profile"], seed=self._prov["seed"], commit=self._prov["commit"])
-        self._done(write_json(path, current))
-        return current
+            checked[k] = v
+        self._metrics.update(checked)
+        self._metrics.update(profile=self._prov["profile"], seed=self._prov["seed"], commit=self._prov["commit"])
+        self._done(write_json(self.path("metrics.json"), self._metrics))
+        return dict(self._metrics)
+
+    def finish(self) -> dict[str, int]:
+        """The run is complete: remove the files an earlier run recorded that this run did not write,
+        record that in ``provenance.json``, and return {file name: bytes} of the folder's results."""
+        for name in sorted(set(self._files) - self._written):
+            with contextlib.suppress(FileNotFoundError):
+                (self.dir / name).unlink()
+            del self._files[name]
+        self._prov["complete"] = True
+        self._done(None)
+        return {name: (self.dir / name).stat().st_size for name in sorted(self._files)}
 
     # -- provenance ------------------------------------------------------------------
-    def _done(self, path: Path) -> Path:
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        self._files[path.name] = {"sha256": digest, "commit": self._prov["commit"],
-                                  "profile": self._prov["profile"], "seed": self._prov["seed"]}
+    def _done(self, path: Path | None) -> Path | None:
+        if path is not None:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            self._files[path.name] = {"sha256": digest, "commit": self._prov["commit"],
+                                      "profile": self._prov["profile"], "seed": self._prov["seed"]}
+            self._written.add(path.name)
         record = {**self._prov, "wall_seconds": round(time.perf_counter() - self._t0, 2),
                   "files": dict(sorted(self._files.items()))}
         write_json(self.dir / "provenance.json", record)
