@@ -85,3 +85,29 @@ def test_paper_profile_without_its_files_names_what_is_missing(tmp_path, monkeyp
     error = manifest["notebooks"]["02_pruning_blip"]["error"]
     assert status != 0 and "Salesforce/blip-image-captioning-base" in error and "VLMID_MODELS" in error
     assert not (tmp_path / "results" / "02_pruning_blip" / "metrics.json").exists()
+
+
+def test_the_first_cell_lists_every_missing_input_at_once(paper_env, monkeypatch):
+    from vlmid import paper_inputs
+    from vlmid.params.compression import CompressionParams
+    from vlmid.params.pruning import PruningParams
+
+    everything = sorted(set(paper_inputs.INPUTS) - {"qwen2vl"})
+    assert paper_inputs.missing(everything) == []          # the stand-ins hold all of them
+    assert CompressionParams.from_namespace({"profile": "paper", "qwen2vl": False}).profile == "paper"
+    with pytest.raises(FileNotFoundError, match="Qwen/Qwen2-VL-2B-Instruct"):   # asked for, not there
+        CompressionParams.from_namespace({"profile": "paper"})
+    (paper_env / "data" / "cifar-10-batches-py" / "test_batch").rename(paper_env / "test_batch.away")
+    monkeypatch.setenv("VLMID_MODELS", str(paper_env / "nowhere"))
+    try:
+        lines = paper_inputs.missing(["blip", "clip", "coco", "cifar10", "flickr8k"])
+        assert len(lines) == 3                               # two checkpoints and CIFAR-10; COCO, Flickr8k are there
+        assert "Salesforce/blip-image-captioning-base" in lines[0] and "VLMID_MODELS" in lines[0]
+        assert "openai/clip-vit-base-patch16" in lines[1] and "test_batch" in lines[2]
+        with pytest.raises(FileNotFoundError) as err:
+            PruningParams.from_namespace({"profile": "paper", "smoke": True})
+        assert "blip-image-captioning-base" in str(err.value) and "CIFAR" not in str(err.value)  # only its own needs
+    finally:
+        (paper_env / "test_batch.away").rename(paper_env / "data" / "cifar-10-batches-py" / "test_batch")
+    with pytest.raises(ValueError, match="unknown paper inputs"):
+        paper_inputs.missing(["imagenet"])

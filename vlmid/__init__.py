@@ -23,6 +23,7 @@ Where each idea lives:
                       ``vlmid.report`` results/REPORT.md and the README table from them
 - ``vlmid.pipeline``  runs the numbered notebooks headless (papermill); ``vlmid.paths`` where things live;
                       ``vlmid.standins`` the paper checkpoints and data sets as small real-format stand-ins
+                      and ``vlmid.paper_inputs`` the check that a paper run has them all before it starts
 - ``vlmid.course``    course tooling: student handouts and the autograder
 
 The methods, the anchor numbers and the study's source documents are described in ``docs/``.

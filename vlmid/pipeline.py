@@ -40,7 +40,7 @@ def _failed_cell(exc: Exception) -> str:
     evalue = str(getattr(exc, "evalue", exc)).strip().splitlines()
     index = getattr(exc, "exec_count", None)
     where = f"cell [{index}]" if index is not None else "a cell"
-    return f"{where}: {ename}: {evalue[0] if evalue else ''}"
+    return f"{where}: {ename}: " + "\n".join(evalue[:16])   # the message, whole (a list of what is missing)
 
 
 def run(profile: str, seed: int, only: str | None = None, results: str | None = None,

@@ -46,6 +46,7 @@ class NotebookParams:
     PROFILE_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {}
     SMOKE: ClassVar[dict[str, Any]] = {}
     PAPER_SMOKE: ClassVar[dict[str, Any]] = {}
+    PAPER_INPUTS: ClassVar[tuple[str, ...]] = ()   # what a paper run reads (keys of vlmid.paper_inputs.INPUTS)
 
     def __post_init__(self):
         check_profile(self.profile)
@@ -67,10 +68,21 @@ class NotebookParams:
     def finish(self) -> None:
         """Derived values, after the defaults and smoke sizes are in (subclasses)."""
 
+    def paper_inputs(self) -> tuple[str, ...]:
+        """The checkpoints and datasets a paper run of these parameters reads (subclasses may narrow it)."""
+        return self.PAPER_INPUTS
+
     @classmethod
     def from_namespace(cls, namespace: Mapping[str, Any]):
-        """The dataclass from a notebook's globals (or any mapping): every field found there is taken."""
-        return cls(**{f.name: namespace[f.name] for f in dataclasses.fields(cls) if f.name in namespace})
+        """The dataclass from a notebook's globals (or any mapping): every field found there is taken.
+
+        This is a notebook's first step, so a paper run also checks here that every checkpoint and
+        dataset it reads is on this machine, and stops with one message listing what is missing."""
+        params = cls(**{f.name: namespace[f.name] for f in dataclasses.fields(cls) if f.name in namespace})
+        if params.profile == "paper":
+            from ..paper_inputs import require
+            require(params.paper_inputs())
+        return params
 
     def namespace(self) -> dict[str, Any]:
         """Field name -> value (shallow), for ``globals().update(...)`` in a notebook."""

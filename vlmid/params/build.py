@@ -10,6 +10,7 @@ from .base import NotebookParams
 @dataclass
 class BuildParams(NotebookParams):
     """``00_build_models_and_data``: captioning, zero-shot and probe sizes."""
+    PAPER_INPUTS: ClassVar[tuple[str, ...]] = ("blip", "clip", "coco", "cifar10", "fashion-mnist")   # what a paper run reads (vlmid.paper_inputs)
     n_test: int = 1000              # test images captioned (tiny: all 1000 held-out scenes)
     n_zeroshot: int | None = None   # zero-shot images (None: all 10000 Fashion-MNIST test photos / CIFAR-10 test)
     n_probe: int = 2000             # single items for the linear probes

@@ -16,6 +16,7 @@ from .base import NotebookParams, check_whole
 @dataclass
 class CompressionParams(NotebookParams):
     """Data sizes, low-rank energies, fine-tune and timing settings of notebook 05."""
+    PAPER_INPUTS: ClassVar[tuple[str, ...]] = ("blip", "clip", "coco", "cifar10")   # what a paper run reads (vlmid.paper_inputs)
     n_test: int = 200                 # test images captioned by every method (CIDEr's IDF comes from them)
     n_train: int = 1000               # training examples: calibration (activation statistics) and fine-tuning
     n_calib: int = 128                # calibration examples for the activation-aware factorization (at most n_train)
@@ -60,6 +61,9 @@ class CompressionParams(NotebookParams):
         self.n_calib = min(self.n_calib, self.n_train)  # calibration examples come out of the training split
         if self.qwen2vl is None:
             self.qwen2vl = self.profile == "paper"
+
+    def paper_inputs(self) -> tuple[str, ...]:
+        return self.PAPER_INPUTS + (("qwen2vl",) if self.qwen2vl else ())
 
 
 __all__ = ["CompressionParams"]

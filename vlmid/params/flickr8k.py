@@ -34,6 +34,7 @@ def _check_whole_because(name: str, value: Any, low: int, why: str) -> int:
 @dataclass
 class Flickr8kParams(NotebookParams):
     """The parameters of ``04_flickr8k_token_pruned``; papermill sets the same names in its parameters cell."""
+    PAPER_INPUTS: ClassVar[tuple[str, ...]] = ("flickr8k",)   # what a paper run reads (vlmid.paper_inputs)
     image_size: int = 112       # the Flickr8k report resized Flickr8k to 112 px; our 64 px scenes are upscaled to it
     patch_size: int = 16        # the report: 16 px patches, 7 x 7 (49) tokens
     sample_ratio: float = 0.4   # the report's random fraction of each split

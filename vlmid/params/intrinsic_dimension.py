@@ -16,6 +16,7 @@ def _poolings() -> tuple[str, ...]:
 @dataclass
 class IntrinsicDimensionParams(NotebookParams):
     """``01_intrinsic_dimension``: what is measured, on how many points, and the benchmark sizes."""
+    PAPER_INPUTS: ClassVar[tuple[str, ...]] = ("blip", "clip", "coco")   # what a paper run reads (vlmid.paper_inputs)
     n_points: int = 1000      # test images (each with its first reference caption): one point per image
     batch_size: int = 100     # images per forward pass while collecting representations
     pooling: str = "mean"     # one vector per input for the profiles and the per-Linear IDs: "cls", "mean", "flatten"
