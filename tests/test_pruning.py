@@ -551,7 +551,8 @@ def test_pruning_plan_counts_notebook_02s_work_by_hand():
     plan = pruning_plan(PruningParams(profile="tiny", device="cpu"), n_methods=9)
     full, short, control = 80 + 5 * 6, 21 + 6, 21 + 2 * 6       # 40 % and 20 % are <= 0.4: two holds
     n_short = 9 * 1 + 3 * 2                                       # second seeds; modality x2 + tower prior, per seed
-    assert plan.steps == 9 * full + n_short * short + control == 1428
-    assert plan.evaluations == 9 * 5 + n_short + 2 and plan.runs == 9 + n_short + 1
-    assert plan.seconds(0.5, 0.01) == pytest.approx(1428 * 0.5 + 62 * 400 * 0.01)
-    assert "about 0.27 h" in plan.describe(0.5, 0.01)
+    assert plan.count("step") == 9 * full + n_short * short + control == 1428
+    assert plan.count("caption") == (9 * 5 + n_short + 2) * 400 == 62 * 400
+    assert f"in {9 + n_short + 1} prune-fine-tune runs" in plan.describe()
+    assert plan.seconds({"step": 0.5, "caption": 0.01}) == pytest.approx(1428 * 0.5 + 62 * 400 * 0.01)
+    assert "(0.27 h)" in plan.describe({"step": 0.5, "caption": 0.01})

@@ -29,11 +29,11 @@ from typing import Callable, Iterable
 from . import quantize
 from .adapters import CaptionerAdapter, ClipAdapter, ModelAdapter, Qwen2VLAdapter
 from .benchmarks import Benchmark, CaptionBenchmark, ZeroShotBenchmark
-from .methods import bf16, bnb, chain, fine_tuned, fp32, int8_dynamic, layer_drop, svd
+from .methods import bf16, bnb, captioner_suite, chain, clip_suite, fine_tuned, fp32, int8_dynamic, layer_drop, svd
 
 __all__ = ["ModelAdapter", "CaptionerAdapter", "ClipAdapter", "Qwen2VLAdapter", "Benchmark",
            "CaptionBenchmark", "ZeroShotBenchmark", "fp32", "bf16", "int8_dynamic", "bnb",
-           "svd", "layer_drop", "fine_tuned", "chain", "compare", "measure_latency", "method_family",
+           "svd", "layer_drop", "fine_tuned", "chain", "captioner_suite", "clip_suite", "compare", "measure_latency", "method_family",
            "pareto_table", "svd_variants", "paired_svd_table", "headline_metrics"]
 
 

@@ -88,3 +88,40 @@ def chain(*methods: Callable) -> Callable:
             out = nxt
         return out
     return apply
+
+
+def captioner_suite(params, skip=(), train=()) -> dict[str, Callable]:
+    """Notebook 05's methods for the captioner, by name, from its parameters
+    (:class:`vlmid.params.compression.CompressionParams`): fp32, bf16, bitsandbytes int8 and nf4,
+    plain / activation-aware / whitened SVD at every retained energy, every second decoder layer
+    dropped (with and without a fine-tune on ``train``), the fp32 fine-tune control, and on a CPU
+    torch.ao int8 and the whitened SVD chained with it (torch.ao has CPU kernels only). ``skip``:
+    the Linears never factorized."""
+    p, cpu = params, params.device == "cpu"
+    methods = {"fp32": fp32, "bf16": bf16()}
+    if cpu:
+        methods["int8 dynamic"] = int8_dynamic()
+    methods |= {"bnb int8": bnb("int8"), "bnb nf4": bnb("nf4")}
+    for e in p.energies:
+        methods[f"svd plain {e:.2f}"] = svd(e, "plain", skip)
+        methods[f"svd asvd {e:.2f}"] = svd(e, "asvd", skip, n_calib=p.n_calib)
+        methods[f"svd whiten {e:.2f}"] = svd(e, "whiten", skip, n_calib=p.n_calib)
+    methods["layer drop"] = layer_drop()
+    methods["layer drop + ft"] = layer_drop(finetune_examples=train, steps=p.finetune_steps, lr=p.finetune_lr,
+                                            batch_size=p.finetune_batch, seed=p.seed)
+    methods["fp32 + ft (control)"] = fine_tuned(train, p.finetune_steps, lr=p.finetune_lr, batch_size=p.finetune_batch,
+                                                seed=p.seed)
+    if cpu:
+        methods[f"svd whiten {p.mid_energy:.2f} + int8"] = chain(svd(p.mid_energy, "whiten", skip, n_calib=p.n_calib),
+                                                                int8_dynamic())
+    return methods
+
+
+def clip_suite(params, captioner_methods: dict[str, Callable]) -> dict[str, Callable]:
+    """Notebook 05's methods for CLIP: the captioner's number formats (those of ``captioner_methods``)
+    and plain and whitened SVD at ``params.mid_energy``, nothing skipped (CLIP has no LM head)."""
+    p = params
+    methods = {k: v for k, v in captioner_methods.items() if k in ("fp32", "bf16", "int8 dynamic", "bnb int8", "bnb nf4")}
+    methods[f"svd plain {p.mid_energy:.2f}"] = svd(p.mid_energy, "plain")
+    methods[f"svd whiten {p.mid_energy:.2f}"] = svd(p.mid_energy, "whiten", n_calib=p.n_calib)
+    return methods

@@ -26,3 +26,13 @@ class BuildParams(NotebookParams):
         for name, value in sizes:
             if not isinstance(value, int) or value < 2:
                 raise ValueError(f"{name}={value!r}: must be an integer >= 2")
+
+    def plan(self):
+        """The quality gates' work (:class:`vlmid.plan.Plan`): captions, zero-shot images, probe features."""
+        from ..plan import Plan, Work
+
+        n_zeroshot = self.n_zeroshot or 10_000   # None: the whole test split (Fashion-MNIST and CIFAR-10: 10,000)
+        return Plan("00", (Work(self.n_test, "caption", "test images captioned and scored"),
+                           Work(n_zeroshot, "clip image", "zero-shot test images (plus the class prompts, once)"),
+                           Work(self.n_probe, "blip image", "single items for BLIP's linear probes"),
+                           Work(self.n_probe, "clip image", "single items for CLIP's linear probes")))

@@ -62,6 +62,23 @@ class CompressionParams(NotebookParams):
         if self.qwen2vl is None:
             self.qwen2vl = self.profile == "paper"
 
+    def plan(self, caption_methods: int, clip_methods: int):
+        """This notebook's work (:class:`vlmid.plan.Plan`) for ``caption_methods`` compressed captioners and
+        ``clip_methods`` compressed CLIPs (the factorizations and quantizations themselves are not counted)."""
+        from ..plan import Plan, Work
+
+        timed = (self.latency_repeats + 1) * self.latency_batch   # one warm-up round
+        work = [Work(caption_methods * (self.n_test + timed), "caption",
+                     f"captions: {caption_methods} methods x ({self.n_test} test + {timed} timed images)"),
+                Work(caption_methods * self.n_test, "blip pass", f"test NLL: {caption_methods} methods x {self.n_test} pairs"),
+                Work(2 * self.finetune_steps * self.finetune_batch, "blip train pair",
+                     f"fine-tuning after layer dropping and its control: 2 x {self.finetune_steps} steps of {self.finetune_batch}"),
+                Work(clip_methods * (self.n_zeroshot + timed), "clip image",
+                     f"zero-shot: {clip_methods} methods x ({self.n_zeroshot} + {timed} timed images)")]
+        if self.qwen2vl:
+            work.append(Work(5 * (self.n_test + timed), "qwen2-vl caption", "Qwen2-VL-2B: 5 methods x the same images"))
+        return Plan("05", tuple(work))
+
     def paper_inputs(self) -> tuple[str, ...]:
         return self.PAPER_INPUTS + (("qwen2vl",) if self.qwen2vl else ())
 

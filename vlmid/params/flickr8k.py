@@ -72,6 +72,21 @@ class Flickr8kParams(NotebookParams):
         if not (isinstance(self.lr, (int, float)) and not isinstance(self.lr, bool) and self.lr > 0):
             raise ValueError(f"lr={self.lr!r} is out of range: it must be a positive learning rate")
 
+    def plan(self, n_train: int, n_test: int, n_models: int):
+        """This notebook's work (:class:`vlmid.plan.Plan`) for ``n_train`` / ``n_test`` sampled images and the
+        ``n_models`` matching models of one seed; every extra seed trains two more (the baseline and the
+        default keep ratio), and the report's own two models are trained once more at the end."""
+        import math
+
+        from ..plan import Plan, Work
+
+        steps = self.epochs * math.ceil(n_train / self.batch_size)
+        trained = n_models + 2 * len(self.extra_seeds) + 2
+        return Plan("04", (Work(trained * steps, "step",
+                                f"optimiser steps: {trained} models x {self.epochs} epochs x {steps // self.epochs} batches "
+                                f"of {self.batch_size} (CPU, {self.threads} thread(s))"),
+                           Work(trained * n_test, "test image", f"held-out images embedded and ranked by every model"),))
+
     def _check_default_keep(self, ratios: list[float]) -> None:
         if _check_keep_ratio("default_keep", self.default_keep) not in ratios:
             raise ValueError(f"default_keep={self.default_keep!r} must be one of keep_ratios={sorted(ratios)}")

@@ -52,6 +52,24 @@ class IntrinsicDimensionParams(NotebookParams):
         if not (isinstance(threads, int) and threads >= 1):
             raise ValueError(f"threads={threads!r} must be a whole number >= 1")
 
+    def plan(self, blip_sites: int, clip_sites: int, blip_linears: int):
+        """This notebook's work (:class:`vlmid.plan.Plan`), given how many block sites each model has and
+        how many Linears BLIP has (:func:`vlmid.id.block_sites`, :func:`vlmid.id.linear_sites`)."""
+        from ..plan import Plan, Work
+
+        n_known = 300 if self.smoke else 1000   # the known-dimension sets' points (cell "TwoNN on known dimensions")
+        return Plan("01", (
+            Work(2 * self.n_points, "blip pass", "image-caption pairs through BLIP with hooks (blocks, then every Linear)"),
+            Work(self.n_points, "clip pass", "image-caption pairs through CLIP with hooks"),
+            Work((blip_sites + clip_sites) * len(self.poolings), "twonn fit",
+                 f"layer IDs: {blip_sites} BLIP + {clip_sites} CLIP sites x {len(self.poolings)} poolings"),
+            Work(blip_linears, "twonn fit", "per-Linear IDs of BLIP (the pruning prior of notebook 02)"),
+            Work(5 * 2, "twonn fit", "scale analysis: 5 towers, halving subsets (about two full fits each)"),
+            Work(len(self.benchmark_sizes) * self.benchmark_repeats * 3, "benchmark fit",
+                 f"TwoNN timing benchmark (3 estimators at {self.benchmark_sizes} points; CPU, {self.threads} thread(s))"),
+            Work(5, "known-dimension fit", f"TwoNN on data sets of known dimension ({n_known} points each)"),
+        ))
+
     def finish(self) -> None:
         self.poolings = list(dict.fromkeys([self.pooling, *self.poolings]))  # the main pooling is always measured
         if self.profile == "paper" and "flatten" in self.poolings and self.pooling != "flatten":

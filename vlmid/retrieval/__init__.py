@@ -31,4 +31,5 @@ from .models import (RetrievalConfig, RetrievalModel, baseline_model, build_voca
 from .recall import chance_recall, image_to_text_ranks, recall_at_k, text_to_image_ranks
 from .train import (RetrievalSet, TrainLog, chance_row, contrastive_loss, data_table, embed, evaluate, fit,
                     images_to_tensor, lossyness, make_set, paired_lossyness, retrieval_table, sample_examples,
-                    shared_caption_fraction, speed_table, time_image_encoders, train_step, training_tables)
+                    shared_caption_fraction, speed_table, step_seconds, time_image_encoders, train_step,
+                    training_tables)

@@ -138,6 +138,21 @@ def train_step(model, optimizer, images: torch.Tensor, ids: torch.Tensor) -> flo
     return float(loss.detach())
 
 
+def step_seconds(model, data: RetrievalSet, batch_size: int) -> float:
+    """Seconds of one Adam step of a copy of ``model`` on the first ``batch_size`` images of ``data`` and
+    their first captions (notebook 04's time estimate); ``model`` and torch's random state are untouched."""
+    import copy
+
+    from ..plan import seconds_per_item
+
+    twin = copy.deepcopy(model)
+    optimizer = torch.optim.Adam(twin.parameters(), lr=1e-3)
+    n = min(batch_size, len(data))
+    first_caption = torch.searchsorted(data.caption_image, torch.arange(n))
+    images, ids = data.images[:n], data.text_ids[first_caption]
+    return seconds_per_item(lambda: train_step(twin, optimizer, images, ids), 1)
+
+
 @dataclass
 class TrainLog:
     epoch_seconds: list[float] = field(default_factory=list)
