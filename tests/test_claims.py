@@ -52,6 +52,22 @@ def test_a_rule_that_returns_none_is_undecided():
     assert claims.verdict(SVD, m)[1] == claims.NOT_REPRODUCED
 
 
+TWONN = next(c for c in claims.CLAIMS if c.statement.startswith("Our TwoNN equals skdim's"))
+
+
+@pytest.mark.parametrize("rel_diff, low, high, word", [
+    (0.0, 2.1, 2.6, claims.MET),
+    (0.0, 1.6, 1.95, claims.MISSED),
+    (0.0, 1.9, 2.2, claims.UNDECIDED),      # a median of 2.06x or 1.97x inside this interval decides nothing
+    (0.02, 2.1, 2.6, claims.MISSED),        # fast but a different estimate
+])
+def test_the_speed_target_is_decided_on_the_interval_of_its_timing_rounds(rel_diff, low, high, word):
+    m = dict(twonn_rel_diff_vs_skdim=rel_diff, twonn_speedup_vs_skdim=(low + high) / 2, twonn_speedup_ci_low=low,
+             twonn_speedup_ci_high=high, twonn_speedup_ci_coverage=0.984)
+    measured, verdict = claims.verdict(TWONN, m)
+    assert verdict == word and f"[{low:.2f}, {high:.2f}] (98% interval" in measured
+
+
 def test_the_markdown_table_gives_back_its_verdicts():
     m = prior_metrics(0.02, 0.005, 0.035)
     text = "intro\n" + claims.markdown("02", m) + "\nafter"

@@ -65,9 +65,9 @@ def test_build_params_smoke_sizes():
 def test_intrinsic_dimension_params_defaults_and_smoke(capsys):
     p = IntrinsicDimensionParams()
     assert (p.n_points, p.batch_size, p.pooling, p.poolings, p.n_bootstrap) == (1000, 100, "mean", ["mean", "cls", "flatten"], 200)
-    assert (p.benchmark_sizes, p.benchmark_repeats, p.threads) == ([2000, 5000], 5, 1)
+    assert (p.benchmark_sizes, p.benchmark_repeats, p.threads) == ([2000, 5000], 7, 1)
     s = IntrinsicDimensionParams(smoke=True)
-    assert (s.n_points, s.n_bootstrap, s.benchmark_sizes, s.benchmark_repeats) == (64, 20, [400], 1)
+    assert (s.n_points, s.n_bootstrap, s.benchmark_sizes, s.benchmark_repeats) == (64, 20, [400], 2)
     s.benchmark_sizes.append(1)  # each instance has its own lists
     assert IntrinsicDimensionParams(smoke=True).benchmark_sizes == [400]
     assert IntrinsicDimensionParams().poolings == ["mean", "cls", "flatten"]

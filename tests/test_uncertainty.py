@@ -73,3 +73,16 @@ def test_prior_gains_and_method_effects_on_known_scores():
     assert t.vs_best_ci_low.iloc[0] > 0 and (t.vs_best.iloc[1:] < 0).all()
     with pytest.raises(KeyError, match="same seeds"):
         prior_gains(scores, ["magnitude"], [0, 1, 2], 0.4)
+
+
+def test_the_median_interval_is_the_order_statistics_with_the_stated_coverage():
+    from vlmid.uncertainty import median_interval
+
+    # 7 values: [min, max] covers 1 - 2 / 2**7 = 98.4 %; the next one in, [x2, x6], only 87.5 %
+    assert median_interval([5, 1, 7, 3, 2, 6, 4]) == (1.0, 7.0, pytest.approx(1 - 2 / 128))
+    # 9 values: [x2, x8] covers 1 - 2 * (1 + 9) / 512 = 96.1 %, [x3, x7] 82 %
+    assert median_interval(range(1, 10)) == (2.0, 8.0, pytest.approx(1 - 20 / 512))
+    low, high, coverage = median_interval([1.0, 3.0, 2.0, 5.0, 4.0])   # too few for 95 %: the widest, and says so
+    assert (low, high) == (1.0, 5.0) and coverage == pytest.approx(1 - 2 / 32) and coverage < 0.95
+    with pytest.raises(ValueError, match="at least 2"):
+        median_interval([1.0])

@@ -53,6 +53,13 @@ class Claim:
     interval: tuple[str, str] | None = None  # metrics keys (low, high) of the effect's 95 % interval
 
 
+def _twonn_target(m: dict) -> bool | None:
+    """Notebook 01's benchmark target: the same estimate as skdim's, and >= 2x faster beyond the timing noise."""
+    if abs(m["twonn_rel_diff_vs_skdim"]) > 0.01 or m["twonn_speedup_ci_high"] < 2:
+        return False
+    return True if m["twonn_speedup_ci_low"] >= 2 else None
+
+
 def _ci(key: str) -> str:
     """The measured text of an effect with its interval: ``+0.012 [-0.010, +0.034]``."""
     return f"{{{key}:+.3f}} [{{{key}_ci_low:+.3f}}, {{{key}_ci_high:+.3f}}]"
@@ -123,11 +130,14 @@ CLAIMS = (
         ("id_vision_shape", "id_language_shape", "id_fusion_shape")),
     Claim("01", "target", "Our TwoNN equals skdim's within 1 % and is >= 2x faster (5000 x 768)",
         "docs/methods.md §1",
-        "relative difference {twonn_rel_diff_vs_skdim:.1e}, speed-up {twonn_speedup_vs_skdim:.2f}x",
+        "relative difference {twonn_rel_diff_vs_skdim:.1e}, speed-up {twonn_speedup_vs_skdim:.2f}x "
+        "[{twonn_speedup_ci_low:.2f}, {twonn_speedup_ci_high:.2f}] ({twonn_speedup_ci_coverage:.0%} interval of the median "
+        "of the per-round ratios)",
         "measured before on this machine: 16.36 vs 16.36, 1.5-2.4x faster (2000 points; docs/methods.md §1)",
-        "relative difference <= 1 % and speed-up >= 2",
-        lambda m: abs(m["twonn_rel_diff_vs_skdim"]) <= 0.01 and m["twonn_speedup_vs_skdim"] >= 2,
-        ("twonn_rel_diff_vs_skdim", "twonn_speedup_vs_skdim")),
+        "relative difference <= 1 % and the speed-up's interval above 2 (below 2: missed; holding 2: undecided)",
+        _twonn_target,
+        ("twonn_rel_diff_vs_skdim", "twonn_speedup_vs_skdim", "twonn_speedup_ci_low", "twonn_speedup_ci_high",
+         "twonn_speedup_ci_coverage")),
     # -- 02: ID-guided pruning --------------------------------------------------------------------
     Claim("02", "claim", "At 40 % sparsity pruning keeps nearly all of dense CIDEr (the study: -1.9 of ~133)",
           "ID-pruning study; docs/methods.md §2",

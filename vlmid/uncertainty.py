@@ -123,3 +123,19 @@ def items_needed(effect: Effect, target_half_width: float) -> int:
     if target_half_width <= 0:
         raise ValueError(f"target_half_width={target_half_width!r} must be > 0")
     return int(math.ceil(round(effect.n_items * (effect.half_width / target_half_width) ** 2, 6)))
+
+
+def median_interval(values: Sequence[float], level: float = LEVEL) -> tuple[float, float, float]:
+    """``(low, high, coverage)``: the distribution-free interval of the median of ``values`` from their
+    order statistics, the narrowest ``[x_(k), x_(n+1-k)]`` whose coverage ``1 - 2 P(Bin(n, 1/2) < k)`` is at
+    least ``level`` (no bootstrap: timing rounds are few). With too few values for ``level`` (fewer than 6
+    for 95 %) it is ``[min, max]`` and its coverage is below ``level``: the caller should say so."""
+    x = np.sort(np.asarray(values, dtype=float))
+    n = len(x)
+    if n < 2:
+        raise ValueError(f"need at least 2 values for an interval, got {n}")
+    coverage = lambda k: 1 - 2 * sum(math.comb(n, i) for i in range(k)) / 2 ** n  # noqa: E731
+    k = 1
+    while k + 1 <= n // 2 and coverage(k + 1) >= level:
+        k += 1
+    return float(x[k - 1]), float(x[n - k]), float(coverage(k))

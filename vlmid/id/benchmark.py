@@ -61,7 +61,10 @@ def benchmark_twonn(sizes=(2000, 5000), dim: int = 768, intrinsic: int = 20, rep
     """Median seconds and estimates of vlmid vs skdim TwoNN (and the distance matrix alone).
 
     Returns ``(runs, summary)``: every timed call, and one row per size with
-    ``vlmid_seconds, skdim_seconds, distance_seconds, vlmid_id, skdim_id, rel_diff, speedup``.
+    ``vlmid_seconds, skdim_seconds, distance_seconds, vlmid_id, skdim_id, rel_diff, speedup`` (the ratio
+    of the medians) and ``speedup_low, speedup_high, speedup_coverage``: the order-statistic interval of the
+    median of the per-round ratios (each round times both estimators back to back, so the pair shares
+    the machine's state; :func:`vlmid.uncertainty.median_interval`).
     """
     import pandas as pd
     from threadpoolctl import threadpool_limits
@@ -87,19 +90,24 @@ def benchmark_twonn(sizes=(2000, 5000), dim: int = 768, intrinsic: int = 20, rep
                          for name, ts in times.items() for rep, t in enumerate(ts)]
     finally:
         torch.set_num_threads(old_threads)
+    from ..uncertainty import median_interval
+
     runs = pd.DataFrame(rows)
     med = runs.groupby(["n_points", "method"]).agg(seconds=("seconds", "median"), id=("id", "median"))
     summary = []
     for n in sizes:
         m = med.loc[n]
         ours, ref = m.loc["vlmid"], m.loc["skdim"]
+        by_round = runs[runs.n_points == n].pivot(index="repeat", columns="method", values="seconds")
+        ratios = by_round["skdim"] / by_round["vlmid"]
+        low, high, coverage = median_interval(ratios) if repeats > 1 else (np.nan, np.nan, np.nan)
         summary.append(dict(
             n_points=n, dim=dim, intrinsic=intrinsic, n_threads=n_threads, repeats=repeats,
             vlmid_seconds=ours.seconds, skdim_seconds=ref.seconds,
             distance_seconds=m.loc["distance matrix"].seconds,
             vlmid_id=ours.id, skdim_id=ref.id,
             rel_diff=abs(ours.id - ref.id) / abs(ref.id),
-            speedup=ref.seconds / ours.seconds,
+            speedup=ref.seconds / ours.seconds, speedup_low=low, speedup_high=high, speedup_coverage=coverage,
             overhead_vs_distance=ours.seconds / m.loc["distance matrix"].seconds,
         ))
     return runs, pd.DataFrame(summary)
