@@ -15,7 +15,8 @@ M00 = {"blip_cider": 1.3125, "blip_bleu4": 0.3412, "clip_zeroshot_top1": 0.8525,
        "probe_blip_colour": 1.0, "probe_clip_colour": 0.99, "blip_garment_f1": 0.875, "blip_binding_acc": 0.8,
        "blip_count_acc": 0.99, "blip_scene_exact": 0.6, "shortcut_oracle_cider": 1.1,
        "shortcut_oracle_garment_f1": 0.12}
-M01 = {"twonn_rel_diff_vs_skdim": 0.0004, "twonn_speedup_vs_skdim": 1.7, "id_vision_max": 41.5,
+M01 = {"twonn_rel_diff_vs_skdim": 0.0004, "twonn_speedup_vs_skdim": 1.7, "twonn_speedup_ci_low": 1.5,
+       "twonn_speedup_ci_high": 1.9, "twonn_speedup_ci_coverage": 0.984, "id_vision_max": 41.5,
        "id_language_max": 12.25, "id_fusion_max": 20.0, "id_vision_mean": 30.0,
        "id_language_mean": 9.0, "id_fusion_mean": 15.0, "id_vision_shape": "hunchback",
        "id_language_shape": "rising", "id_fusion_shape": "flat"}
@@ -72,6 +73,7 @@ def test_headline_verdicts_come_from_the_numbers(results):
     # the CLIP probe (45 % for the item class) is below the 82 % bar; captions, zero-shot and build time pass
     assert verdicts["00"] == ["target met", "target met", "target missed", "target met"]
     # ordering vision > fusion > language holds; ranges hold; language is not flat; TwoNN is only 1.7x faster
+    # (1.5-1.9x in its interval: below 2x beyond the timing noise)
     assert verdicts["01"] == ["reproduced", "reproduced", "not reproduced", "target missed"]
     # 99.1 % kept beyond the noise; the ID prior hurt beyond it; language pruned keeps more; the absolute
     # COCO claim needs the paper profile
