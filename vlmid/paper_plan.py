@@ -21,6 +21,8 @@ about one layer's worth at a time.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,9 +78,10 @@ def paper_models() -> dict:
 
 
 def _shape(model, tokens: int) -> Shape:
+    from .profiling import n_parameters
+
     v = model.config.vision_config
-    return Shape(sum(p.numel() for p in model.parameters()), tokens, v.hidden_size, v.num_attention_heads,
-                 v.num_hidden_layers)
+    return Shape(n_parameters(model), tokens, v.hidden_size, v.num_attention_heads, v.num_hidden_layers)
 
 
 QWEN2VL_PARAMS = 2_210_000_000   # Qwen2-VL-2B-Instruct's model card: 2.2 B parameters
@@ -120,9 +123,6 @@ def paper_plans() -> list[tuple[str, Plan, float]]:
         params = cls(profile="paper", device="cpu")
         params.device = "cuda"   # the counts of a GPU run (e.g. no torch.ao int8, which has CPU kernels only)
         return params
-
-    import contextlib
-    import io
 
     m = paper_models()
     blip, clip = _shape(m["blip"], 577), _shape(m["clip"], 197)
@@ -184,15 +184,16 @@ def main(argv=None) -> int:
         print(markdown_table())
         return 0
     from .paths import REPO_ROOT
+    from .report import replace_section
     from .results import atomic_write
 
     readme = Path(REPO_ROOT) / "README.md"
-    text = readme.read_text()
-    start, end = text.find(README_START), text.find(README_END)
-    if start < 0 or end < start:
-        print(f"{readme} has no {README_START} ... {README_END} markers; nothing written", file=sys.stderr)
+    try:
+        new = replace_section(readme.read_text(), readme_section(), (README_START, README_END))
+    except ValueError as exc:
+        print(f"{readme}: {exc}; nothing written", file=sys.stderr)
         return 2
-    atomic_write(readme, lambda f: f.write(text[: start + len(README_START)] + readme_section() + text[end:]))
+    atomic_write(readme, lambda f: f.write(new))
     print(f"wrote the paper plan table into {readme}")
     return 0
 

@@ -18,23 +18,12 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-# what one unit of each kind is; the keys are what a Plan counts and what the rates are measured in
-UNITS = {
-    "caption": "an image captioned by BLIP (beam search)",
-    "blip pass": "an image-caption pair through BLIP (vision tower and text decoder, no gradient)",
-    "blip image": "an image through BLIP's vision tower",
-    "clip pass": "an image and its caption through CLIP's two towers",
-    "clip image": "an image through CLIP's image encoder",
-    "blip train pair": "an image-caption pair through BLIP's captioning loss, forward and backward",
-    "step": "an optimiser step (forward, backward, update)",
-    "twonn fit": "a TwoNN fit of one layer's points with its bootstrap",
-}
-
+from .profiling import synchronize
 
 @dataclass(frozen=True)
 class Work:
-    """``count`` units of kind ``unit`` (a key of :data:`UNITS`, or any name that no rate is measured
-    for), and what they are, in words."""
+    """``count`` units of kind ``unit`` (a key of the rates :func:`model_rates` measures, "step",
+    "twonn fit", or any name that no rate is measured for), and what they are, in words."""
     count: int
     unit: str
     what: str
@@ -79,11 +68,6 @@ class Plan:
         return "\n".join(lines)
 
 
-def _sync(device) -> None:
-    if device is not None and torch.device(device).type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def seconds_per_item(run: Callable[[], Any], n_items: int, device=None, warmup: int = 1) -> float:
     """Wall seconds per item of one call of ``run()`` that handles ``n_items`` items, after ``warmup``
     untimed calls (CUDA synchronised). Torch's random state is restored afterwards, so timing a
@@ -94,10 +78,10 @@ def seconds_per_item(run: Callable[[], Any], n_items: int, device=None, warmup: 
     with torch.random.fork_rng(devices=[torch.device(device)] if cuda else []):
         for _ in range(warmup):
             run()
-        _sync(device)
+        synchronize(device)
         t0 = time.perf_counter()
         run()
-        _sync(device)
+        synchronize(device)
         return (time.perf_counter() - t0) / n_items
 
 
@@ -137,4 +121,4 @@ def twonn_rate(n_points: int, dims: int, n_bootstrap: int, seed: int = 0) -> flo
     return seconds_per_item(lambda: TwoNN(n_bootstrap=n_bootstrap, random_state=seed).fit(points), 1, warmup=0)
 
 
-__all__ = ["UNITS", "Work", "Plan", "seconds_per_item", "model_rates", "twonn_rate"]
+__all__ = ["Work", "Plan", "seconds_per_item", "model_rates", "twonn_rate"]

@@ -75,8 +75,9 @@ def flops_by_op(run: Callable[[], Any]) -> dict[str, int]:
     return {str(op): int(n) for op, n in counter.get_flop_counts().get("Global", {}).items()}
 
 
-def _sync(device: torch.device | None) -> None:
-    if device is not None and device.type == "cuda":
+def synchronize(device: torch.device | str | None) -> None:
+    """Wait for ``device``'s queued work (CUDA); nothing to wait for on the CPU or with ``None``."""
+    if device is not None and torch.device(device).type == "cuda":
         torch.cuda.synchronize(device)
 
 
@@ -106,12 +107,12 @@ def peak_memory(run: Callable[[], Any], device: torch.device | str | None = None
     """(peak bytes allocated during one call of ``run()`` above the level before it, method)."""
     device = torch.device(device) if device is not None else torch.device("cpu")
     if device.type == "cuda":
-        _sync(device)
+        synchronize(device)
         before = torch.cuda.memory_allocated(device)
         torch.cuda.reset_peak_memory_stats(device)
         with torch.no_grad():
             run()
-        _sync(device)
+        synchronize(device)
         return int(torch.cuda.max_memory_allocated(device) - before), "torch.cuda.max_memory_allocated"
     from torch.profiler import ProfilerActivity, profile
 
@@ -147,10 +148,10 @@ def time_variants(variants: list[Variant], repeats: int = 10, warmup: int = 3, d
             shift = rnd % len(variants)  # rotate who goes first: no variant always runs after a cold one
             for v in variants[shift:] + variants[:shift]:
                 with v.enter():
-                    _sync(device)
+                    synchronize(device)
                     t0 = time.perf_counter()
                     v.run()
-                    _sync(device)
+                    synchronize(device)
                     times[v.name].append(time.perf_counter() - t0)
     return times
 

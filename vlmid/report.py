@@ -197,12 +197,13 @@ def readme_section(results_dir: str | Path | None = None) -> str:
             "[results/REPORT.md](results/REPORT.md).*\n\n" + headline_table(results_dir) + "\n")
 
 
-def replace_section(text: str, section: str) -> str:
-    """``text`` with the part between the results markers replaced by ``section``."""
-    start, end = text.find(README_START), text.find(README_END)
+def replace_section(text: str, section: str, markers: tuple[str, str] = (README_START, README_END)) -> str:
+    """``text`` with the part between ``markers`` (default: the results markers) replaced by ``section``."""
+    start_marker, end_marker = markers
+    start, end = text.find(start_marker), text.find(end_marker)
     if start < 0 or end < start:
-        raise ValueError(f"the README has no {README_START} ... {README_END} markers")
-    return text[: start + len(README_START)] + section + text[end:]
+        raise ValueError(f"the README has no {start_marker} ... {end_marker} markers")
+    return text[: start + len(start_marker)] + section + text[end:]
 
 
 def write_report(results_dir: str | Path | None = None, readme: str | Path | None = None,
