@@ -141,15 +141,18 @@ def test_smoke_build_loads_and_generates(tmp_path, monkeypatch):
     assert logits.shape == (4, 10)
 
 
-def test_linear_probe_separates_only_what_is_encoded():
-    from vlmid.models.probe import linear_probe
+def test_linear_probe_separates_only_what_is_encoded_and_chooses_its_penalty_on_held_out_rows():
+    from vlmid.models.probe import CS, linear_probe
 
     rng = np.random.default_rng(0)
-    y = rng.integers(0, 3, 300)
-    informative = np.eye(3)[y] * 3 + rng.normal(size=(300, 3)) * 0.1
-    noise = rng.normal(size=(300, 3))
-    assert linear_probe(informative, y) > 0.95
-    assert linear_probe(noise, y) < 0.6
+    y_fit, y_test = rng.integers(0, 3, 300), rng.integers(0, 3, 200)
+    informative = lambda y: np.eye(3)[y] * 3 + rng.normal(size=(len(y), 3)) * 0.1
+    noise = lambda y: rng.normal(size=(len(y), 3))
+    accuracy, c = linear_probe(informative(y_fit), y_fit, informative(y_test), y_test)
+    assert accuracy > 0.95 and c in CS
+    assert linear_probe(noise(y_fit), y_fit, noise(y_test), y_test)[0] < 0.6
+    # a penalty so strong that every prediction is one class loses on the held-out fifth
+    assert linear_probe(informative(y_fit), y_fit, informative(y_test), y_test, cs=(1e-7, 1.0))[1] == 1.0
 
 
 def test_render_labelled_draws_the_scene_exactly_and_labels_the_patches_under_each_item():

@@ -55,9 +55,9 @@ def test_fields_are_the_parameters_cell_with_its_defaults(stem):
 def test_build_params_smoke_sizes():
     assert as_plain(BuildParams()) == dict(profile="tiny", seed=0, smoke=False, results_dir=None,
                                            device=resolve_device("auto"),
-                                           n_test=1000, n_zeroshot=None, n_probe=2000)
+                                           n_test=1000, n_zeroshot=None, n_probe=2000, n_probe_fit=5000)
     p = BuildParams(smoke=True)
-    assert (p.n_test, p.n_zeroshot, p.n_probe) == (24, 60, 120)
+    assert (p.n_test, p.n_zeroshot, p.n_probe, p.n_probe_fit) == (24, 60, 120, 120)
     p = BuildParams(smoke=True, n_test=5, n_probe=50, n_zeroshot=1000)
     assert (p.n_test, p.n_zeroshot, p.n_probe) == (5, 60, 50)  # min(value, smoke size); zero-shot always 60
 
@@ -103,7 +103,7 @@ def test_pruning_params_per_profile_defaults_and_smoke():
 
 
 BAD = {  # (dataclass, parameter, bad value, more parameters)
-    "00": [(BuildParams, "n_test", 1, {}), (BuildParams, "n_test", 10.0, {}), (BuildParams, "n_probe", 0, {}),
+    "00": [(BuildParams, "n_test", 1, {}), (BuildParams, "n_test", 10.0, {}), (BuildParams, "n_probe", 0, {}), (BuildParams, "n_probe_fit", 1, {}),
            (BuildParams, "n_zeroshot", 1, {}), (BuildParams, "n_zeroshot", "all", {}),
            (BuildParams, "n_test", 1, {"smoke": True})],
     "01": [(IntrinsicDimensionParams, "n_points", 19, {}), (IntrinsicDimensionParams, "n_points", 100.0, {}),

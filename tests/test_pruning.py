@@ -484,8 +484,9 @@ def test_prune_finetune_layer_method_and_validation():
         PruneConfig(final_sparsity=0.4, checkpoints=(0.6,)).validate()
 
 
-def test_paper_path_prune_captioner_with_prompt(tmp_path):
-    """The paper profile's settings (prompt "a picture of ", 3 beams, max 20, min 5) on a tiny-config BLIP."""
+def _prompted_captioner(tmp_path):
+    """A tiny-config BLIP with the paper profile's settings (prompt "a picture of ", 3 beams, max 20, min 5)
+    and six captioned random images."""
     from PIL import Image
     from transformers import BlipForConditionalGeneration
 
@@ -493,9 +494,7 @@ def test_paper_path_prune_captioner_with_prompt(tmp_path):
     from vlmid.models.bundles import Captioner
     from vlmid.models.tiny import TinyConfig, blip_config, blip_processor
     from vlmid.models.tokenizer import build_tokenizer
-    from vlmid.pruning import caption_batches, fast_cider, prune_captioner
 
-    torch.set_num_threads(1)
     words = ["a", "picture", "of", "red", "blue", "bag", "coat", "and"]
     tok = build_tokenizer(tmp_path / "tok", words=words)
     small = TinyConfig(hidden=32, layers=2, heads=2, mlp=64, patch=8, image_size=32, max_text=24)
@@ -507,6 +506,14 @@ def test_paper_path_prune_captioner_with_prompt(tmp_path):
     data = [CaptionExample(i, Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)),
                            ["a red bag", "a blue coat", "a red coat and a blue bag", "a bag", "a coat"])
             for i in range(6)]
+    return cap, data
+
+
+def test_paper_path_prune_captioner_with_prompt(tmp_path):
+    from vlmid.pruning import caption_batches, fast_cider, prune_captioner
+
+    torch.set_num_threads(1)
+    cap, data = _prompted_captioner(tmp_path)
     images, caps = next(caption_batches(data, 3, seed=0))
     assert len(images) == 3 and all(c in data[0].captions for c in caps)
     dense_state = {k: v.clone() for k, v in cap.model.state_dict().items()}
@@ -519,6 +526,46 @@ def test_paper_path_prune_captioner_with_prompt(tmp_path):
     assert sparsity_report(cap.model).overall == pytest.approx(0.4, abs=0.01)
     cap.model.load_state_dict(dense_state)  # and it starts again from dense
     assert sparsity_report(cap.model).overall < 0.01
+
+
+def test_runs_in_worker_processes_equal_the_runs_one_after_another(tmp_path):
+    """prune_captioners: two workers (forked, one core each) give every run exactly what a single-threaded
+    loop gives, in the jobs' order, with an evaluate that is a local closure (never pickled)."""
+    from vlmid.pruning import PruneJob, prune_captioners
+
+    torch.set_num_threads(1)
+    cap, data = _prompted_captioner(tmp_path)
+    dense_state = {k: v.clone() for k, v in cap.model.state_dict().items()}
+    ids = {n: float(i % 5 + 1) for i, n in enumerate(prunable_linears(cap.model))}
+
+    def evaluate(c):
+        w = [m.weight.detach().double() for m in prunable_linears(c.model).values()]
+        return {"checksum": float(sum((x * x).sum() for x in w)), "per_image": np.arange(3.0) * len(w),
+                "caption_words": float(len(c.generate([data[0].image])[0].split()))}
+
+    base = dict(final_sparsity=0.6, total_steps=6, initial_warmup=1, final_warmup=0, delta_t=2, lr=1e-3, hold_steps=1)
+    jobs = [PruneJob(PruneConfig(method="magnitude", checkpoints=(0.2, 0.4), **base), 0, "magnitude"),
+            PruneJob(PruneConfig(method="platon", id_prior=True, checkpoints=(0.4,), **base), 1, "platon + ID"),
+            PruneJob(PruneConfig(method="gradient", checkpoints=(0.4,), **base), 2, "gradient"),
+            PruneJob(PruneConfig(method="magnitude", id_prior=True, checkpoints=(0.4,), **base), 0, "magnitude + ID",
+                     ids={n: 1.0 for n in ids})]
+    one = prune_captioners(cap, data, jobs, dense_state, evaluate, batch_size=3, workers=1, ids=ids, progress=False)
+    two = prune_captioners(cap, data, jobs, dense_state, evaluate, batch_size=3, workers=2, ids=ids, progress=False)
+    assert [r.checkpoints[0]["method"] for r in two] == ["magnitude", "platon + ID", "gradient", "magnitude + ID"]
+    assert [r.checkpoints[0]["seed"] for r in two] == [0, 1, 2, 0]
+    assert [len(r.checkpoints) for r in two] == [2, 1, 1, 1]
+    for a, b in zip(one, two):
+        for ca, cb in zip(a.checkpoints, b.checkpoints):
+            assert ca.keys() == cb.keys()
+            for k in ca:
+                assert np.array_equal(ca[k], cb[k]) if isinstance(ca[k], np.ndarray) else ca[k] == cb[k], k
+    # a job's own IDs replace the shared ones: all-equal IDs give the masks of no prior
+    plain, shared = prune_captioners(
+        cap, data, [PruneJob(PruneConfig(method="magnitude", checkpoints=(0.4,), **base), 0, "m"),
+                    PruneJob(PruneConfig(method="magnitude", id_prior=True, checkpoints=(0.4,), **base), 0, "m + ID")],
+        dense_state, evaluate, batch_size=3, ids=ids, progress=False)
+    assert plain.checkpoints[0]["checksum"] == pytest.approx(one[3].checkpoints[0]["checksum"], rel=1e-12)
+    assert shared.checkpoints[0]["checksum"] != pytest.approx(one[3].checkpoints[0]["checksum"], rel=1e-6)
 
 
 def test_fast_cider_ranks_right_over_wrong():

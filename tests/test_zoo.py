@@ -385,6 +385,8 @@ def test_the_shipped_models_still_measure_what_their_manifest_recorded():
     now = quality.measure(load_captioner("tiny", folder=folder), load_clip("tiny", folder=folder), 0,
                           cider=False, **quality.SUBSET)
     assert now["n_test"] == recorded["n_test"] == quality.SUBSET["n_test"]
+    # the manifest's probes were measured with the probe protocol of this code (re-publish when it changes)
+    assert recorded.get("probe_protocol") == manifest["metrics"].get("probe_protocol") == now["probe_protocol"]
     for key in ("blip_garment_f1", "blip_binding_acc", "blip_count_acc", "clip_zeroshot_top1",
                 "probe_blip_class", "probe_clip_class"):
         assert now[key] == pytest.approx(recorded[key], abs=0.011), key

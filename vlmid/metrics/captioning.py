@@ -23,6 +23,9 @@ from __future__ import annotations
 import atexit
 import contextlib
 import io
+import multiprocessing
+import multiprocessing.util
+import os
 import random
 import shutil
 import threading
@@ -140,6 +143,16 @@ def _close_meteor() -> None:
 atexit.register(_close_meteor)
 
 
+def _forget_parents_meteor() -> None:
+    """In a forked child (e.g. a pruning worker): the parent's METEOR process is not the child's to use
+    (two writers on one pipe would mix their requests) nor to close; the child starts its own."""
+    global _meteor, _meteor_lock
+    _meteor, _meteor_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_parents_meteor)
+
+
 def _start_meteor():
     """The session's METEOR process, started if needed (call with ``_meteor_lock`` held).
 
@@ -153,6 +166,9 @@ def _start_meteor():
         _close_meteor()
         _require_java()
         _meteor = Meteor()
+        if multiprocessing.parent_process() is not None:
+            # a worker process exits without atexit: close its METEOR when the worker ends
+            multiprocessing.util.Finalize(None, _close_meteor, exitpriority=10)
     return _meteor
 
 

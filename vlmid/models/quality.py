@@ -12,30 +12,29 @@ and compares with the values their manifest recorded at build time.
 from __future__ import annotations
 
 # a few seconds of work: what tests/test_zoo re-measures on the shipped models
-SUBSET = dict(n_test=100, n_zeroshot=500, n_probe=400)
+SUBSET = dict(n_test=100, n_zeroshot=500, n_probe=400, n_probe_fit=1000)
 # the full evaluation of notebook 00 (beam 3, max 20 tokens: BLIP's decoding)
-FULL = dict(n_test=1000, n_zeroshot=None, n_probe=2000)
+FULL = dict(n_test=1000, n_zeroshot=None, n_probe=2000, n_probe_fit=5000)
 # smoke builds: the same code path in seconds
-SMOKE = dict(n_test=8, n_zeroshot=40, n_probe=40)
+SMOKE = dict(n_test=8, n_zeroshot=40, n_probe=40, n_probe_fit=40)
 
 
 def measure(cap, clip, seed: int = 0, smoke: bool = False, n_test: int | None = 1000,
-            n_zeroshot: int | None = None, n_probe: int = 2000, cider: bool = True) -> dict:
+            n_zeroshot: int | None = None, n_probe: int = 2000, n_probe_fit: int = 5000, cider: bool = True) -> dict:
     """The headline quality metrics of a tiny captioner and CLIP on the held-out *test* data.
 
     Keys: ``blip_garment_f1`` / ``_precision`` / ``_recall``, ``blip_binding_acc``, ``blip_count_acc``,
     ``blip_scene_exact`` (grounded score of the captions of ``n_test`` test scenes), ``blip_cider``,
     ``blip_bleu4`` (with ``cider``; needs Java), ``clip_zeroshot_top1`` (``n_zeroshot`` Fashion-MNIST
     test photos, None: all 10,000), ``probe_blip_class`` / ``probe_clip_class`` / ``_colour``
-    (``n_probe`` single test items), and the sizes used."""
-    import numpy as np
-
+    (fitted on ``n_probe_fit`` validation items, scored on ``n_probe`` test items:
+    :mod:`vlmid.models.probe`), ``probe_protocol``, and the sizes used."""
     from ..data import load_captions, load_zeroshot
     from ..data.scenes import scene_items
     from ..data.base import images_of
     from ..metrics import caption_scores, zeroshot_predict
     from ..metrics.grounding import grounded_scores
-    from .probe import cls_features, linear_probe, probe_items
+    from .probe import PROTOCOL, probe_towers
 
     test = load_captions("tiny", "test", n=n_test, seed=seed, smoke=smoke)
     preds = cap.generate(images_of(test))
@@ -47,11 +46,9 @@ def measure(cap, clip, seed: int = 0, smoke: bool = False, n_test: int | None = 
         out.update(blip_cider=s["CIDEr"], blip_bleu4=s["BLEU-4"])
     zs = load_zeroshot("tiny", n=n_zeroshot, seed=seed)
     out["clip_zeroshot_top1"] = float((zeroshot_predict(clip, zs) == zs.labels).mean())
-    images, classes, colours = probe_items(n_probe, seed=seed)
-    for name, vision, pixels in [("blip", cap.model.vision_model, cap.pixel_values),
-                                 ("clip", clip.model.vision_model, clip.pixel_values)]:
-        feats = cls_features(vision, pixels(images))
-        out[f"probe_{name}_class"] = linear_probe(feats, classes, seed)
-        out[f"probe_{name}_colour"] = linear_probe(feats, colours, seed)
-    out.update(n_test=len(test), n_zeroshot=len(zs), n_probe=int(np.asarray(classes).size))
+    probes = probe_towers({"blip": (cap.model.vision_model, cap.pixel_values),
+                           "clip": (clip.model.vision_model, clip.pixel_values)}, n_probe_fit, n_probe, seed)
+    for r in probes.to_dict("records"):
+        out[f"probe_{r['tower']}_{'class' if r['probe target'] == 'item class' else 'colour'}"] = r["accuracy"]
+    out.update(n_test=len(test), n_zeroshot=len(zs), n_probe=n_probe, n_probe_fit=n_probe_fit, probe_protocol=PROTOCOL)
     return out

@@ -13,14 +13,16 @@ class BuildParams(NotebookParams):
     PAPER_INPUTS: ClassVar[tuple[str, ...]] = ("blip", "clip", "coco", "cifar10", "fashion-mnist")   # what a paper run reads (vlmid.paper_inputs)
     n_test: int = 1000              # test images captioned (tiny: all 1000 held-out scenes)
     n_zeroshot: int | None = None   # zero-shot images (None: all 10000 Fashion-MNIST test photos / CIFAR-10 test)
-    n_probe: int = 2000             # single items for the linear probes
+    n_probe: int = 2000             # test items the linear probes are scored on
+    n_probe_fit: int = 5000         # validation items they are fitted on (C chosen on a fifth of them)
 
     # seconds, not minutes: smoke models are trained for a few steps and mean nothing
-    SMOKE: ClassVar[dict] = {"n_test": lambda n: min(n, 24), "n_zeroshot": 60, "n_probe": lambda n: min(n, 120)}
-    PAPER_SMOKE: ClassVar[dict] = {"n_test": 6, "n_zeroshot": 20, "n_probe": 40}
+    SMOKE: ClassVar[dict] = {"n_test": lambda n: min(n, 24), "n_zeroshot": 60, "n_probe": lambda n: min(n, 120),
+                           "n_probe_fit": lambda n: min(n, 120)}
+    PAPER_SMOKE: ClassVar[dict] = {"n_test": 6, "n_zeroshot": 20, "n_probe": 40, "n_probe_fit": 40}
 
     def check(self) -> None:
-        sizes = [("n_test", self.n_test), ("n_probe", self.n_probe)]
+        sizes = [("n_test", self.n_test), ("n_probe", self.n_probe), ("n_probe_fit", self.n_probe_fit)]
         if self.n_zeroshot is not None:
             sizes.append(("n_zeroshot", self.n_zeroshot))
         for name, value in sizes:
@@ -34,5 +36,5 @@ class BuildParams(NotebookParams):
         n_zeroshot = self.n_zeroshot or 10_000   # None: the whole test split (Fashion-MNIST and CIFAR-10: 10,000)
         return Plan("00", (Work(self.n_test, "caption", "test images captioned and scored"),
                            Work(n_zeroshot, "clip image", "zero-shot test images (plus the class prompts, once)"),
-                           Work(self.n_probe, "blip image", "single items for BLIP's linear probes"),
-                           Work(self.n_probe, "clip image", "single items for CLIP's linear probes")))
+                           Work(self.n_probe + self.n_probe_fit, "blip image", "single items for BLIP's linear probes"),
+                           Work(self.n_probe + self.n_probe_fit, "clip image", "single items for CLIP's linear probes")))

@@ -1,6 +1,7 @@
 """Notebook 02's parameters: the sparsities, the pruning schedule and its fine-tuning, per profile."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -28,6 +29,8 @@ class PruningParams(NotebookParams):
     spread: float = 0.5       # layer score: layer sparsities range over target +- spread * min(target, 1 - target)
     modality_method: str = "magnitude"  # the score used for the vision-only / language-only comparison
     threads: int | None = None  # torch threads (None: every core; nothing here is timed)
+    workers: int | None = None  # pruning runs at once, each in a process on one CPU core (None: every core on the
+    #                             CPU, 1 on a GPU)
 
     PROFILE_DEFAULTS: ClassVar[dict] = {
         "tiny": dict(n_test=400, n_val=48, total_steps=80, hold_steps=6, batch_size=24, lr=3e-5),
@@ -55,8 +58,9 @@ class PruningParams(NotebookParams):
         if self.initial_warmup >= self.total_steps:
             raise ValueError(f"initial_warmup={self.initial_warmup} must be smaller than total_steps={self.total_steps}")
         check_fraction("lr", self.lr, 0.0, 1.0, include_low=False)
-        if self.threads is not None:
-            check_whole("threads", self.threads, 1)
+        for name in ("threads", "workers"):
+            if getattr(self, name) is not None:
+                check_whole(name, getattr(self, name), 1)
         if self.lam < 0:
             raise ValueError(f"lam={self.lam!r} is out of range: it must be >= 0")
         check_fraction("spread", self.spread, 0.0, 1.0)
@@ -65,3 +69,5 @@ class PruningParams(NotebookParams):
 
     def finish(self) -> None:
         self.sparsities = sorted(float(s) for s in self.sparsities)
+        if self.workers is None:
+            self.workers = 1 if self.device.startswith("cuda") else len(os.sched_getaffinity(0))

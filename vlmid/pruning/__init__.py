@@ -8,13 +8,14 @@
                   row-by-row masks (the ID prior through each matrix's budget)
 - ``schedule``    PLATON's cubic schedule of the kept fraction
 - ``layer_score`` Score_l = ID_l / Comp_l + lambda * Utility_l -> per-layer ("asymmetric") sparsities
-- ``finetune``    iterative pruning during fine-tuning, evaluated at checkpoint sparsities
+- ``finetune``    iterative pruning during fine-tuning, evaluated at checkpoint sparsities; many runs at
+                  once, one per CPU core (``prune_captioners``)
 
     from vlmid.pruning import PruneConfig, prune_finetune, sparsity_report
     run = prune_finetune(model, loss_fn, batches, PruneConfig(method="platon", id_prior=True), ids=ids)
 """
-from .finetune import (METHODS, PruneConfig, PruneRun, caption_batches, config_dict, per_layer_table,
-                       prune_captioner, prune_finetune)
+from .finetune import (METHODS, PruneConfig, PruneJob, PruneRun, caption_batches, config_dict, per_layer_table,
+                       prune_captioner, prune_captioners, prune_finetune)
 from .layer_score import (allocate_sparsity, captioner_cider, fast_cider, layer_allocation, layer_scores, layer_units, layer_utility,
                           module_sparsities, unit_sizes)
 from .masks import (GROUPS, Masks, SparsityReport, global_kth_value, global_masks, layerwise_masks,
@@ -26,7 +27,8 @@ from .scores import (MagnitudeScorer, PlatonScorer, TaylorScorer, WandaScorer, a
 from ..id.profiles import load_linear_ids  # notebook 01's per-Linear IDs: owned by vlmid.id, re-exported here
 
 __all__ = [
-    "METHODS", "PruneConfig", "PruneRun", "caption_batches", "config_dict", "per_layer_table", "prune_captioner", "prune_finetune",
+    "METHODS", "PruneConfig", "PruneJob", "PruneRun", "caption_batches", "config_dict", "per_layer_table", "prune_captioner",
+    "prune_captioners", "prune_finetune",
     "allocate_sparsity", "captioner_cider", "fast_cider", "layer_allocation", "layer_scores", "layer_units", "layer_utility", "module_sparsities",
     "unit_sizes",
     "GROUPS", "Masks", "SparsityReport", "global_kth_value", "global_masks", "layerwise_masks",
