@@ -400,11 +400,12 @@ def test_compare_table_blip(tmp_path):
 
 
 def _tiny_qwen2vl():
-    """A random tiny Qwen2VLForConditionalGeneration and a stand-in processor with the three calls the
-    bundle uses (the real Qwen2VLProcessor needs torchvision for its video processor, not installed)."""
+    """A random tiny Qwen2VLForConditionalGeneration and Qwen2-VL's processor class (for images and text:
+    its video processor needs torchvision, not installed) over a word-level tokenizer with its specials."""
     from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import (BatchFeature, PreTrainedTokenizerFast, Qwen2VLConfig,
-                              Qwen2VLForConditionalGeneration, Qwen2VLImageProcessorPil)
+    from transformers import PreTrainedTokenizerFast, Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLImageProcessorPil
+
+    from vlmid.models.paper import image_text_processor_class
 
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
                 "<|image_pad|>", "<|video_pad|>"]
@@ -414,29 +415,13 @@ def _tiny_qwen2vl():
     tk.pre_tokenizer = pre_tokenizers.Whitespace()
     tok = PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="[UNK]", pad_token="<|endoftext|>",
                                   eos_token="<|im_end|>", additional_special_tokens=specials[1:])
-    tok.chat_template = ("{% for m in messages %}<|im_start|> {{ m['role'] }} {% for c in m['content'] %}"
-                         "{% if c['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
-                         "{% else %} {{ c['text'] }}{% endif %}{% endfor %} <|im_end|> {% endfor %}"
-                         "{% if add_generation_prompt %}<|im_start|> assistant {% endif %}")
+    template = ("{% for m in messages %}<|im_start|> {{ m['role'] }} {% for c in m['content'] %}"
+                "{% if c['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
+                "{% else %} {{ c['text'] }}{% endif %}{% endfor %} <|im_end|> {% endfor %}"
+                "{% if add_generation_prompt %}<|im_start|> assistant {% endif %}")
     ip = Qwen2VLImageProcessorPil(min_pixels=56 * 56, max_pixels=56 * 56, patch_size=14, merge_size=2,
                                   temporal_patch_size=2)
-
-    class Proc:
-        tokenizer = tok
-
-        def apply_chat_template(self, msgs, add_generation_prompt=True):
-            return tok.apply_chat_template(msgs, add_generation_prompt=add_generation_prompt, tokenize=False)
-
-        def __call__(self, text, images, return_tensors="pt", padding=True):
-            im = ip(images=images, return_tensors="pt")
-            n = int(im["image_grid_thw"][0].prod()) // 4      # merged 2x2 patches per image
-            text = [t.replace("<|image_pad|>", " ".join(["<|image_pad|>"] * n)) for t in text]
-            enc = tok(text, return_tensors="pt", padding=True)
-            enc["mm_token_type_ids"] = (enc["input_ids"] == vocab["<|image_pad|>"]).long()
-            return BatchFeature({**enc, **im})
-
-        def batch_decode(self, ids, skip_special_tokens=True):
-            return tok.batch_decode(ids, skip_special_tokens=skip_special_tokens)
+    proc = image_text_processor_class()(image_processor=ip, tokenizer=tok, chat_template=template)
 
     torch.manual_seed(0)
     cfg = Qwen2VLConfig(
@@ -448,7 +433,7 @@ def _tiny_qwen2vl():
                            spatial_merge_size=2, temporal_patch_size=2, in_channels=3),
         image_token_id=vocab["<|image_pad|>"], video_token_id=vocab["<|video_pad|>"],
         vision_start_token_id=vocab["<|vision_start|>"], vision_end_token_id=vocab["<|vision_end|>"])
-    return Qwen2VLForConditionalGeneration(cfg).eval(), Proc()
+    return Qwen2VLForConditionalGeneration(cfg).eval(), proc
 
 
 def test_qwen2vl_through_the_same_code():

@@ -2,7 +2,8 @@
 
 ``vlmid.standins`` saves BLIP-base and CLIP ViT-B/16 as the same transformers classes at their real
 width and image size (two layers, random weights), with a bert-base-uncased WordPiece tokenizer that
-has ``[DEC]``, a CLIP BPE tokenizer and the checkpoints' ``preprocessor_config.json`` files, and COCO
+has ``[DEC]``, a CLIP BPE tokenizer and the checkpoints' ``preprocessor_config.json`` files, a narrow
+Qwen2-VL with its processor files (preprocessor config, chat template, Qwen2-format tokenizer), and COCO
 Karpathy, Flickr8k and CIFAR-10 fixtures in their on-disk formats. The notebooks then run exactly as
 ``run_all.sh --profile paper --smoke`` would (on CUDA with ``scripts/gpu_check.sh``).
 """
@@ -54,11 +55,36 @@ def test_stand_ins_have_the_checkpoints_conventions(paper_env):
     assert clip.tokenizer.bos_token == "<|startoftext|>" and clip.tokenizer.eos_token == "<|endoftext|>"
 
 
+def test_qwen2vl_stand_in_loads_its_real_processor_files(paper_env):
+    """Qwen2-VL's processor from the checkpoint's own files (without torchvision: the same processor for
+    images and text only): the chat template's turns, one <|image_pad|> per merged 2x2 patch, left
+    padding to generate, and a loss over the caption and its <|im_end|> only."""
+    from vlmid.data import load_captions
+    from vlmid.models import load_qwen2vl
+
+    qwen = load_qwen2vl("cpu")
+    tok = qwen.processor.tokenizer
+    test = load_captions("paper", "test", n=2)
+    images = [e.image for e in test]
+    enc = qwen.inputs(images)
+    text = tok.decode(enc["input_ids"][0]).replace("<|image_pad|>", "").replace(tok.pad_token, "")
+    assert text.startswith("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
+                           "<|vision_start|><|vision_end|>" + qwen.instruction)
+    assert text.endswith("<|im_end|>\n<|im_start|>assistant\n")
+    pads = (enc["input_ids"] == tok.convert_tokens_to_ids("<|image_pad|>")).sum(1)
+    assert pads.tolist() == (enc["image_grid_thw"].prod(1) // 4).tolist()
+    assert (enc["input_ids"][:, -1] != tok.pad_token_id).all()           # padded on the left to generate
+    batch, labels = qwen.caption_labels(images, [e.captions[0] for e in test])
+    for row, e in zip(labels, test):
+        assert tok.decode(row[row >= 0]) == e.captions[0] + "<|im_end|>"
+    out = qwen.generate(images)
+    assert len(out) == 2 and all(isinstance(c, str) for c in out)
+
+
 @pytest.fixture(scope="module")
 def paper_smoke(paper_env):
-    # no Qwen2-VL stand-in (its processor needs torchvision): notebook 05 is told to leave that section out
     status = pipeline.run("paper", 0, results=str(paper_env / "results"), smoke=True,
-                          extra_parameters={"device": "cpu", "qwen2vl": False})
+                          extra_parameters={"device": "cpu"})
     return status, paper_env / "results"
 
 
@@ -71,7 +97,8 @@ def test_every_notebook_runs_its_paper_branch(paper_smoke):
     for nb in pipeline.notebooks():
         metrics = json.loads((results / nb.stem / "metrics.json").read_text())
         assert metrics["profile"] == "paper", nb.name
-    assert json.loads((results / "05_quantization_lowrank" / "metrics.json").read_text())["qwen2vl_section"] == "not run"
+    assert json.loads((results / "05_quantization_lowrank" / "metrics.json").read_text())["qwen2vl_section"] == "run"
+    assert (results / "05_quantization_lowrank" / "qwen2vl_table.csv").is_file()
 
 
 def test_paper_profile_without_its_files_names_what_is_missing(tmp_path, monkeypatch):
@@ -92,11 +119,15 @@ def test_the_first_cell_lists_every_missing_input_at_once(paper_env, monkeypatch
     from vlmid.params.compression import CompressionParams
     from vlmid.params.pruning import PruningParams
 
-    everything = sorted(set(paper_inputs.INPUTS) - {"qwen2vl"})
-    assert paper_inputs.missing(everything) == []          # the stand-ins hold all of them
-    assert CompressionParams.from_namespace({"profile": "paper", "qwen2vl": False}).profile == "paper"
-    with pytest.raises(FileNotFoundError, match="Qwen/Qwen2-VL-2B-Instruct"):   # asked for, not there
-        CompressionParams.from_namespace({"profile": "paper"})
+    assert paper_inputs.missing(sorted(paper_inputs.INPUTS)) == []          # the stand-ins hold all of them
+    qwen = paper_env / "models" / "Qwen" / "Qwen2-VL-2B-Instruct"
+    qwen.rename(paper_env / "qwen.away")
+    try:
+        assert CompressionParams.from_namespace({"profile": "paper", "qwen2vl": False}).profile == "paper"
+        with pytest.raises(FileNotFoundError, match="Qwen/Qwen2-VL-2B-Instruct"):   # asked for, not there
+            CompressionParams.from_namespace({"profile": "paper"})
+    finally:
+        (paper_env / "qwen.away").rename(qwen)
     (paper_env / "data" / "cifar-10-batches-py" / "test_batch").rename(paper_env / "test_batch.away")
     monkeypatch.setenv("VLMID_MODELS", str(paper_env / "nowhere"))
     try:

@@ -16,9 +16,11 @@ code anyway (the test-suite on a CPU, ``scripts/gpu_check.sh`` on a GPU), :func:
   ``dataset_coco.json`` with ``train2014/`` and ``val2014/`` JPEGs, Flickr8k's ``Flickr8k_text`` files
   with ``Flicker8k_Dataset/``, and CIFAR-10's python pickles.
 
-Qwen2-VL has no stand-in here: its processor cannot be built without torchvision (see
-:func:`vlmid.models.paper.load_paper_qwen2vl`); on a machine with torchvision notebook 05 loads the
-real one. ``python -m vlmid.standins DIR`` writes everything and prints the two environment variables.
+Qwen2-VL-2B-Instruct is the real class, narrow (64 wide, random weights), with the checkpoint's
+``preprocessor_config.json``, ``chat_template.json`` and a tokenizer in Qwen2's byte-level BPE format
+holding its special tokens; without torchvision it loads through the images-and-text processor of
+:func:`vlmid.models.paper.qwen2vl_processor`. ``python -m vlmid.standins DIR`` writes everything and
+prints the two environment variables.
 """
 from __future__ import annotations
 
@@ -87,12 +89,7 @@ def clip_tokenizer(folder: Path):
     from transformers import CLIPTokenizer
 
     folder.mkdir(parents=True, exist_ok=True)
-    # byte-level BPE's alphabet: printable bytes stand for themselves, the others for the code points
-    # from 256 on, in byte order
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("\u00a1"), ord("\u00ac") + 1),
-                 *range(ord("\u00ae"), ord("\u00ff") + 1)]
-    extra = iter(range(256, 512))
-    symbols = [chr(b) if b in printable else chr(next(extra)) for b in range(256)]
+    symbols = _byte_symbols()
     vocab = {t: i for i, t in enumerate(symbols + [s + "</w>" for s in symbols] + ["<|startoftext|>", "<|endoftext|>"])}
     (folder / "vocab.json").write_text(json.dumps(vocab))
     (folder / "merges.txt").write_text("#version: 0.2\n")
@@ -128,6 +125,79 @@ def write_models(root: str | os.PathLike, layers: int = 2) -> Path:
     ctok.save_pretrained(clip_dir)
     (clip_dir / "preprocessor_config.json").write_text(json.dumps(CLIP_PREPROCESSOR, indent=2))
     return root
+
+
+QWEN2VL_PREPROCESSOR = {  # Qwen/Qwen2-VL-2B-Instruct's preprocessor_config.json
+    "min_pixels": 3136, "max_pixels": 12845056, "patch_size": 14, "temporal_patch_size": 2, "merge_size": 2,
+    "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_std": [0.26862954, 0.26130258, 0.27577711],
+    "image_processor_type": "Qwen2VLImageProcessor", "processor_class": "Qwen2VLProcessor"}
+# Qwen2-VL's chat template (its chat_template.json): a default system turn, then each turn's images as
+# <|vision_start|><|image_pad|><|vision_end|> (the processor expands <|image_pad|> to one token per merged patch)
+QWEN2VL_CHAT_TEMPLATE = (
+    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+    "{% endif %}<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}{{ message['content'] }}"
+    "<|im_end|>\n{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
+    "{% set image_count.value = image_count.value + 1 %}{% if add_vision_id %}Picture {{ image_count.value }}: "
+    "{% endif %}<|vision_start|><|image_pad|><|vision_end|>{% elif content['type'] == 'video' or 'video' in content %}"
+    "{% set video_count.value = video_count.value + 1 %}{% if add_vision_id %}Video {{ video_count.value }}: "
+    "{% endif %}<|vision_start|><|video_pad|><|vision_end|>{% elif 'text' in content %}{{ content['text'] }}"
+    "{% endif %}{% endfor %}<|im_end|>\n{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n"
+    "{% endif %}")
+QWEN2VL_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
+                    "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>"]
+
+
+def _byte_symbols() -> list[str]:
+    """Byte-level BPE's alphabet (GPT-2, CLIP, Qwen2): printable bytes stand for themselves, the others for
+    the code points from 256 on, in byte order."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("\u00a1"), ord("\u00ac") + 1),
+                 *range(ord("\u00ae"), ord("\u00ff") + 1)]
+    extra = iter(range(256, 512))
+    return [chr(b) if b in printable else chr(next(extra)) for b in range(256)]
+
+
+def qwen2vl_tokenizer(folder: Path):
+    """A byte-level BPE tokenizer of Qwen2's class and pre-tokenizer (saved as ``tokenizer.json``; the 256 byte
+    symbols, no merges) with Qwen2-VL's special tokens: ``<|im_end|>`` ends a turn (eos), ``<|endoftext|>`` pads."""
+    from transformers import AutoTokenizer, Qwen2Tokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tok = Qwen2Tokenizer(vocab={t: i for i, t in enumerate(_byte_symbols())}, merges=[], eos_token="<|im_end|>",
+                         pad_token="<|endoftext|>", bos_token=None, unk_token=None,
+                         additional_special_tokens=QWEN2VL_SPECIALS)
+    tok.save_pretrained(folder)   # tokenizer.json, tokenizer_config.json, vocab.json, merges.txt
+    return AutoTokenizer.from_pretrained(str(folder))
+
+
+def write_qwen2vl(root: str | os.PathLike, layers: int = 2) -> Path:
+    """Qwen2-VL-2B-Instruct's stand-in under ``root/<hub id>``: the real class and processor files
+    (``preprocessor_config.json``, ``chat_template.json``, a Qwen2-format tokenizer), a narrow model (64
+    wide, ``layers`` layers per tower, random weights) whose special token ids are the tokenizer's."""
+    import torch
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
+
+    from .models.paper import QWEN2VL_ID
+
+    folder = Path(root) / QWEN2VL_ID
+    tok = qwen2vl_tokenizer(folder)
+    ids = {t: tok.convert_tokens_to_ids(t) for t in QWEN2VL_SPECIALS}
+    torch.manual_seed(0)
+    cfg = Qwen2VLConfig(
+        text_config=dict(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=layers,
+                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=4096,
+                         rope_scaling={"type": "mrope", "mrope_section": [4, 6, 6]},
+                         bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"],
+                         pad_token_id=ids["<|endoftext|>"]),
+        vision_config=dict(depth=layers, embed_dim=64, hidden_size=64, num_heads=2, mlp_ratio=2, patch_size=14,
+                           spatial_merge_size=2, temporal_patch_size=2, in_channels=3),
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"])
+    Qwen2VLForConditionalGeneration(cfg).save_pretrained(folder)
+    (folder / "preprocessor_config.json").write_text(json.dumps(QWEN2VL_PREPROCESSOR, indent=2))
+    (folder / "chat_template.json").write_text(json.dumps({"chat_template": QWEN2VL_CHAT_TEMPLATE}, indent=2))
+    return folder
 
 
 # ---------------------------------------------------------------- data sets
@@ -192,6 +262,7 @@ def write(root: str | os.PathLike, layers: int = 2) -> dict[str, str]:
     (``VLMID_MODELS``, ``VLMID_PAPER_DATA``)."""
     root = Path(root)
     write_models(root / "models", layers)
+    write_qwen2vl(root / "models", layers)
     write_coco(root / "data" / "coco")
     write_flickr8k(root / "data" / "flickr8k")
     write_cifar10(root / "data")

@@ -7,6 +7,7 @@ Where they are looked for, in order: ``$VLMID_MODELS/<name>`` (a folder written 
 """
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -92,26 +93,69 @@ def qwen2vl_path() -> str:
     return resolve(QWEN2VL_ID)
 
 
+@functools.cache
+def image_text_processor_class():
+    """``Qwen2VLProcessor`` for images and text only: the same class without its video processor.
+
+    transformers builds Qwen2-VL's video processor from torchvision, which the CPU install of this
+    repository cannot have (PyPI's torchvision wheel is built against the CUDA torch). Captioning
+    needs no video: this subclass takes the image processor and the tokenizer alone (a processor's
+    parts are the arguments of its ``__init__``) and otherwise is the real processor: its chat
+    template, its image placeholder expansion and its batching are transformers' own."""
+    from transformers import Qwen2VLProcessor
+
+    class Qwen2VLImageTextProcessor(Qwen2VLProcessor):
+        def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
+            super().__init__(image_processor, tokenizer, None, chat_template=chat_template, **kwargs)
+
+    return Qwen2VLImageTextProcessor
+
+
+def _chat_template(path: str, tokenizer) -> str | None:
+    """The processor's chat template as the checkpoint ships it (``chat_template.json`` or
+    ``chat_template.jinja``), else the tokenizer's."""
+    import json
+
+    from transformers.utils import cached_file
+
+    for name in ("chat_template.jinja", "chat_template.json"):
+        found = cached_file(path, name, local_files_only=True, _raise_exceptions_for_missing_entries=False)
+        if found:
+            text = Path(found).read_text(encoding="utf-8")
+            return json.loads(text)["chat_template"] if name.endswith(".json") else text
+    return getattr(tokenizer, "chat_template", None)
+
+
+def qwen2vl_processor(path: str):
+    """Qwen2-VL's processor from the checkpoint's files: ``AutoProcessor`` where torchvision is installed
+    (the GPU install), else :func:`image_text_processor_class` built from the same files (the
+    checkpoint's ``preprocessor_config.json`` through transformers' PIL image processor, its tokenizer
+    and its chat template), with a note that says so."""
+    from transformers import AutoProcessor, AutoTokenizer, Qwen2VLImageProcessorPil
+
+    try:
+        return AutoProcessor.from_pretrained(path, local_files_only=True)
+    except ImportError as err:
+        if "torchvision" not in str(err).lower():
+            raise
+    print("Qwen2-VL: torchvision is not installed, so its video processor cannot be built; images and text "
+          "go through the same processor without it (transformers' PIL image processor). "
+          "`bash run_all.sh --cuda` installs torchvision 0.28.0 with the CUDA torch.")
+    tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    return image_text_processor_class()(image_processor=Qwen2VLImageProcessorPil.from_pretrained(path, local_files_only=True),
+                                         tokenizer=tok, chat_template=_chat_template(path, tok))
+
+
 def load_paper_qwen2vl(device: str = "auto"):
-    """Qwen2-VL-2B-Instruct and its processor as a :class:`~vlmid.models.bundles.Qwen2VLBundle` (float32;
-    notebook 05 casts it per method). Its processor builds a video processor that needs torchvision:
-    without it this raises an ImportError that says how to install it, never a silent skip."""
-    from transformers import AutoProcessor, Qwen2VLForConditionalGeneration
+    """Qwen2-VL-2B-Instruct and its processor (:func:`qwen2vl_processor`) as a
+    :class:`~vlmid.models.bundles.Qwen2VLBundle` (float32; notebook 05 casts it per method)."""
+    from transformers import Qwen2VLForConditionalGeneration
 
     from .bundles import Qwen2VLBundle
 
     def fn(path):
-        try:
-            proc = AutoProcessor.from_pretrained(path, local_files_only=True)
-        except ImportError as err:
-            if "torchvision" not in str(err).lower():
-                raise
-            raise ImportError(
-                f"Qwen2-VL's processor needs torchvision ({err}). Install the build that matches torch 2.13.0: "
-                f"`bash run_all.sh --cuda` on a GPU machine (torch 2.13.0 + torchvision 0.28.0), or "
-                f"`pip install torchvision==0.28.0` from the same index as your torch") from None
         model = Qwen2VLForConditionalGeneration.from_pretrained(path, local_files_only=True, dtype="float32")
-        return model, proc
+        return model, qwen2vl_processor(path)
 
     model, proc = _load(QWEN2VL_ID, fn)
     return Qwen2VLBundle(model=model.eval().to(resolve_device(device)), processor=proc)
