@@ -8,7 +8,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SCANNED = [*sorted((ROOT / "vlmid").rglob("*.py")), *sorted((ROOT / "notebooks").glob("*.ipynb")),
            ROOT / "README.md", ROOT / "results" / "REPORT.md", *sorted((ROOT / "docs").glob("*.md"))]
 # files outside the repository, issue-tracker numbers, and source documents called by a random seed's name
-FORBIDDEN = re.compile(r"REFERENCE\.md|shared/|\bissue [0-9]|\bseeds? 00[0-4]")
+FORBIDDEN = re.compile(r"\bREFERENCE\b|shared/|\bissue [0-9]|\bseeds? 00[0-4]")
 CITATION = re.compile(r"docs/(\w+\.md) §(\d+)")
 
 

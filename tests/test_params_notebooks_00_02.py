@@ -90,7 +90,7 @@ def test_poolings_are_those_of_vlmid_id():
 def test_pruning_params_per_profile_defaults_and_smoke():
     tiny, paper = PruningParams(), PruningParams(profile="paper")
     pick = lambda p: (p.n_test, p.n_val, p.total_steps, p.hold_steps, p.batch_size, p.lr)
-    assert pick(tiny) == (400, 48, 80, 6, 24, 3e-5)
+    assert pick(tiny) == (1000, 48, 80, 6, 24, 3e-5)
     assert pick(paper) == (5000, 500, 2000, 100, 16, 1e-5)
     assert PruningParams(profile="paper", n_test=77, lr=2e-5).n_test == 77  # a given value beats the profile's
     for profile, sizes in (("tiny", (10, 6, 6, 1, 2, 1, 4)), ("paper", (4, 4, 4, 0, 2, 1, 2))):

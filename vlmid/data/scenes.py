@@ -7,7 +7,7 @@ per scene, with synonyms ("sneaker" / "trainer"), word orders ("a red bag to the
 blue coat" / "a blue coat to the right of a red bag"), counts ("two items: ...") and
 spatial relations.
 
-Why it cannot be solved by colour alone (the shortcut REFERENCE section 10 warns about):
+Why it cannot be solved by colour alone (the shortcut of docs/methods.md §10):
 colours are drawn independently of items, so a caption is only right if the model also
 recognises *which* garment it sees; multi-item scenes add counts and order.
 

@@ -16,7 +16,7 @@ class PruningParams(NotebookParams):
     # checkpoints of every schedule: fraction of prunable Linear weights set to 0 (sorted; must hold 0.4)
     sparsities: list[float] = field(default_factory=lambda: [0.2, 0.4, 0.5, 0.6, 0.8])
     n_seeds_at_40: int = 2    # fine-tuning seeds (seed, seed+1, ...) for every method at 40 % sparsity
-    n_test: int | None = None       # test images (None: tiny 400, paper 5000, the whole Karpathy test split)
+    n_test: int | None = None       # test images (None: the whole test split: tiny 1000 scenes, paper 5000 Karpathy images)
     n_val: int | None = None        # validation images for the layer utilities (None: tiny 48, paper 500)
     total_steps: int | None = None  # length T of the cubic schedule in optimiser steps (None: tiny 80, paper 2000)
     hold_steps: int | None = None   # recovery steps at each checkpoint before it is evaluated (None: tiny 6, paper 100)
@@ -33,7 +33,7 @@ class PruningParams(NotebookParams):
     #                             CPU, 1 on a GPU)
 
     PROFILE_DEFAULTS: ClassVar[dict] = {
-        "tiny": dict(n_test=400, n_val=48, total_steps=80, hold_steps=6, batch_size=24, lr=3e-5),
+        "tiny": dict(n_test=1000, n_val=48, total_steps=80, hold_steps=6, batch_size=24, lr=3e-5),
         "paper": dict(n_test=5000, n_val=500, total_steps=2000, hold_steps=100, batch_size=16, lr=1e-5),
     }
     # The paper plan above: 30,872 optimiser steps at batch 16 and 62 evaluations of the 5,000-image Karpathy
