@@ -29,7 +29,7 @@ and wall times with provenance to results/manifest.json. Stops at the first fail
   --only NN             run one notebook by its number, e.g. --only 01
   --smoke               tiny sizes, well under a minute per notebook (what the tests use)
   --results DIR         write results somewhere else than results/
-  --rebuild-models      train both tiny models from nothing for --seed (about 40 minutes on 2 AVX512 cores)
+  --rebuild-models      train both tiny models from nothing for --seed (about 40 minutes on 2 cores with AVX512 and bf16, longer without)
                         into data/models/, then run the notebooks on them instead of the shipped
                         ones (VLMID_MODEL_SOURCE=built). A rebuild on another CPU (AVX2 vs AVX512)
                         gives slightly different models, so its numbers differ slightly from the

@@ -599,7 +599,7 @@ def test_pruning_plan_counts_notebook_02s_work_by_hand():
     full, short, control = 80 + 5 * 6, 21 + 6, 21 + 2 * 6       # 40 % and 20 % are <= 0.4: two holds
     n_short = 9 * 1 + 3 * 2                                       # second seeds; modality x2 + tower prior, per seed
     assert plan.count("step") == 9 * full + n_short * short + control == 1428
-    assert plan.count("caption") == (9 * 5 + n_short + 2) * 400 == 62 * 400
+    assert plan.count("caption") == (9 * 5 + n_short + 2) * 1000 == 62 * 1000   # every one of the 1000 test scenes
     assert f"in {9 + n_short + 1} prune-fine-tune runs" in plan.describe()
-    assert plan.seconds({"step": 0.5, "caption": 0.01}) == pytest.approx(1428 * 0.5 + 62 * 400 * 0.01)
-    assert "(0.27 h)" in plan.describe({"step": 0.5, "caption": 0.01})
+    assert plan.seconds({"step": 0.5, "caption": 0.01}) == pytest.approx(1428 * 0.5 + 62 * 1000 * 0.01)
+    assert "(0.37 h)" in plan.describe({"step": 0.5, "caption": 0.01})
