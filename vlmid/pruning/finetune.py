@@ -273,8 +273,9 @@ def prune_captioners(cap, train: Sequence, jobs: Sequence[PruneJob], dense_state
     Every run starts from ``dense_state`` with its own seed, so a run's result does not depend on which
     runs come before it. On a small model the runs share a few cores far better than one run's small
     matrix products do. The workers are forked, so ``evaluate`` may be any function, a notebook's own
-    included; nothing is pickled but the jobs and the runs. Use 1 on a GPU: a model per process would not share one GPU well. ``kwargs`` go to
-    :func:`prune_finetune` through :func:`prune_captioner` (``ids``, ``layer_allocation``)."""
+    included; nothing is pickled but the jobs and the runs. Use 1 on a GPU: a model per process would
+    not share one GPU well. ``kwargs`` go to :func:`prune_finetune` through :func:`prune_captioner`
+    (``ids``, ``layer_allocation``)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
