@@ -399,6 +399,43 @@ def test_compare_table_blip(tmp_path):
     assert (df["latency_s"] > 0).all() and (df["n_words"] >= 1).all()
 
 
+def test_compare_releasing_models_keeps_the_named_ones_and_every_score(tmp_path):
+    """The GPU path of compare: each method timed alone, its model released after scoring unless named;
+    the table equals the keep-everything path's in every score, and the cached captions still pair."""
+    import weakref
+
+    from vlmid.data.base import CaptionExample
+
+    cap, _ = _tiny_captioner(tmp_path)
+    ims = _images(4)
+    ex = [CaptionExample(i, im, ["a red shirt on the left"] * 5) for i, im in enumerate(ims)]
+    ad = bench.CaptionerAdapter(cap, calib=ex, timing_images=ims[:2])
+    methods = {"fp32": bench.fp32, "bf16": bench.bf16(), "svd": bench.svd(0.6), "whiten": bench.svd(0.6, "whiten")}
+    seen = {}
+
+    def watched(name, method):
+        def apply(a):
+            new = method(a)
+            seen[name] = weakref.ref(new.model)
+            return new
+        return apply
+
+    cb = bench.CaptionBenchmark(ex, semantic=False)
+    df, ads = bench.compare(ad, {k: watched(k, m) for k, m in methods.items()}, [cb], latency_repeats=1,
+                            progress=False, return_adapters=True, keep_models=["svd"])
+    assert ads["svd"].model is not None and ads["whiten"].model is None and ads["bf16"].model is None
+    assert seen["bf16"]() is None and seen["whiten"]() is None       # really freed: nothing else holds them
+    assert ad.model is cap.model                                     # the base model is never released
+    assert (df["latency_s"] > 0).all()
+    kept = bench.compare(ad, methods, [bench.CaptionBenchmark(ex, semantic=False)], latency_repeats=0,
+                         progress=False)
+    cols = ["method", "stored_MB", "CIDEr", "nll"]
+    assert df[cols].equals(kept[cols])
+    assert len(cb.per_image_cider(ads["whiten"])) == len(ex)          # cached captions outlive the model
+    assert cb.paired_cider(ads["whiten"], ads["svd"])["diff"] == pytest.approx(
+        np.mean(cb.per_image_cider(ads["whiten"])) - np.mean(cb.per_image_cider(ads["svd"])))
+
+
 def _tiny_qwen2vl():
     """A random tiny Qwen2VLForConditionalGeneration and Qwen2-VL's processor class (for images and text:
     its video processor needs torchvision, not installed) over a word-level tokenizer with its specials."""

@@ -185,6 +185,41 @@ def test_labelled_scenes_mark_the_classes_present():
         assert first == -100 or present[first] == 1
 
 
+@pytest.mark.parametrize("family", ["blip", "clip"])
+def test_token_drop_shows_the_cls_and_the_garment_patches_first_and_only_inside_its_block(family):
+    """Pre-training's token dropping: inside ``subset`` the tower runs on the CLS plus ``keep`` patches,
+    every garment patch among them, and the labels returned are those of the kept patches in order;
+    outside it (validation, the task stage) it sees all 64 again, and after ``remove`` the hook is gone."""
+    from transformers import BlipVisionConfig, BlipVisionModel, CLIPVisionConfig, CLIPVisionModel
+
+    from vlmid.models.pretrain import BACKGROUND, TokenDrop
+
+    kw = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=64,
+              patch_size=8)
+    torch.manual_seed(0)
+    tower = (BlipVisionModel(BlipVisionConfig(**kw)) if family == "blip" else CLIPVisionModel(CLIPVisionConfig(**kw))).eval()
+    pixels = torch.randn(2, 3, 64, 64)
+    labels = torch.full((2, 64), BACKGROUND)
+    labels[0, [3, 10, 40]] = torch.tensor([1, 2, 3])
+    labels[1, :12] = 7                                         # more garment patches than kept
+    drop = TokenDrop(tower, keep=8, seed=0)
+    full = tower(pixel_values=pixels).last_hidden_state
+    with torch.no_grad(), drop.subset(labels) as kept:
+        part = tower(pixel_values=pixels).last_hidden_state
+        emb_part = tower.embeddings(pixels)
+    assert part.shape == (2, 9, 32) and kept.shape == (2, 8)
+    with torch.no_grad():
+        emb = tower.embeddings(pixels)
+    assert torch.equal(emb_part[:, 0], emb[:, 0])              # the CLS always, first
+    for patch in (3, 10, 40):                                  # the garment patches, at their own positions
+        assert any(torch.equal(row, emb[0, patch + 1]) for row in emb_part[0])
+    assert {1, 2, 3} <= set(kept[0].tolist()) and (kept[0] == BACKGROUND).sum() == 5
+    assert (kept[1] == 7).all()                                # only garment patches when they outnumber keep
+    assert emb.shape[1] == 65 and tower(pixel_values=pixels).last_hidden_state.shape == full.shape  # all again
+    drop.remove()
+    assert not tower.embeddings._forward_hooks
+
+
 def test_parameter_groups_scale_the_learning_rate():
     from vlmid.models.train import _optimizer
 

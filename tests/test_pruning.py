@@ -510,7 +510,8 @@ def _prompted_captioner(tmp_path):
 
 
 def test_paper_path_prune_captioner_with_prompt(tmp_path):
-    from vlmid.pruning import caption_batches, fast_cider, prune_captioner
+    from vlmid.data import caption_batches
+    from vlmid.pruning import fast_cider, prune_captioner
 
     torch.set_num_threads(1)
     cap, data = _prompted_captioner(tmp_path)

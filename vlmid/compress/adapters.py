@@ -30,13 +30,17 @@ class ModelAdapter:
 
     def with_model(self, model: nn.Module, layers: Iterable[str] | None = None, **notes) -> "ModelAdapter":
         """A new adapter around ``model`` (same processor, prompt, decoding settings)."""
-        new = dataclasses.replace(self.bundle, model=model) if dataclasses.is_dataclass(self.bundle) \
-            else _shallow_with(self.bundle, model)
+        new = _bundle_with(self.bundle, model)
         layers = list(layers) if layers is not None else self.compressed_layers
         adapter = type(self)(new, layers, {**self.notes, **notes})
         for name in self.extras:  # the subclass's own inputs (calibration set, timing images) carry over
             setattr(adapter, name, getattr(self, name))
         return adapter
+
+    def release(self) -> None:
+        """Drop this adapter's reference to its model, to free its memory; what benchmarks cached
+        about it (captions, scores) stays, and ``model`` is None from now on."""
+        self.bundle = _bundle_with(self.bundle, None)
 
     # -- hooks ------------------------------------------------------------------------
     def calibration_run(self, n: int = 32) -> Callable[[], None]:
@@ -48,7 +52,10 @@ class ModelAdapter:
         raise NotImplementedError
 
 
-def _shallow_with(bundle, model):
+def _bundle_with(bundle, model):
+    """A copy of ``bundle`` (a dataclass or any object with a ``model``) holding ``model`` instead."""
+    if dataclasses.is_dataclass(bundle):
+        return dataclasses.replace(bundle, model=model)
     import copy
     new = copy.copy(bundle)
     new.model = model

@@ -39,25 +39,37 @@ __all__ = ["ModelAdapter", "CaptionerAdapter", "ClipAdapter", "Qwen2VLAdapter", 
 
 # ===================================================================== the loop
 def measure_latency(calls: dict[str, Callable], repeats: int = 5, warmup: int = 1,
-                    progress: bool = False) -> dict[str, float]:
+                    progress: bool = False, device=None) -> dict[str, float]:
     """Median seconds per call: notebook 03's protocol (``vlmid.profiling.time_variants``): warm-up
     rounds, then ``repeats`` rounds interleaved round-robin with a rotating start, so that
-    contention on a shared machine hits every variant alike."""
+    contention on a shared machine hits every variant alike. On a CUDA ``device`` every call is
+    timed between two synchronisations (kernels run asynchronously)."""
     from ..profiling import Variant, time_variants
 
     times = time_variants([Variant(k, f) for k, f in calls.items()], repeats=repeats, warmup=warmup,
-                          progress=progress)
+                          progress=progress, device=device)
     return {k: statistics.median(v) for k, v in times.items()}
 
 
 def compare(base: ModelAdapter, methods: dict[str, Callable], benchmarks: list[Benchmark],
-            latency_repeats: int = 5, progress: bool = True, return_adapters: bool = False):
+            latency_repeats: int = 5, progress: bool = True, return_adapters: bool = False,
+            keep_models: bool | Iterable[str] = True):
     """One row per method: stored MB, size vs fp32, replaced layers' bytes vs their fp32 bytes,
     latency (median s), and the scores of every benchmark that applies.
-    With ``return_adapters``, also the dict name -> compressed adapter."""
+    With ``return_adapters``, also the dict name -> compressed adapter.
+
+    ``keep_models``: True (on a CPU) keeps every compressed model alive until all are scored, then
+    times them interleaved round-robin, so that contention on a shared machine hits every variant
+    alike. On a GPU, which nobody shares, pass the names of the models to keep (or ()): each method is
+    then timed alone right after it is scored and its model released (:meth:`ModelAdapter.release`)
+    unless named, so that at most one compressed copy besides the kept ones is in memory at a time.
+    The released adapters keep what the benchmarks cached (captions, hence paired comparisons)."""
     import pandas as pd
     from tqdm.auto import tqdm
 
+    keep_all = keep_models is True
+    keep = set() if keep_all else set(keep_models or ())
+    device = next(base.model.parameters()).device
     base_bytes = quantize.stored_bytes(base.model)
     adapters, rows = {}, []
     for name, method in tqdm(list(methods.items()), desc="methods", disable=not progress):
@@ -72,13 +84,31 @@ def compare(base: ModelAdapter, methods: dict[str, Callable], benchmarks: list[B
         for bench in benchmarks:
             if bench.applies_to(ad):
                 row.update(bench.score(ad))
+        if not keep_all:
+            if latency_repeats:
+                row["latency_s"] = measure_latency({name: ad.timed_call()}, repeats=latency_repeats,
+                                                   device=device)[name]
+            if name not in keep and ad is not base:
+                ad.release()
+                _free_cached_memory()
         rows.append(row)
-    if latency_repeats:
-        lat = measure_latency({k: a.timed_call() for k, a in adapters.items()}, repeats=latency_repeats)
+    if keep_all and latency_repeats:
+        lat = measure_latency({k: a.timed_call() for k, a in adapters.items()}, repeats=latency_repeats, device=device)
         for row in rows:
             row["latency_s"] = lat[row["method"]]
     df = pd.DataFrame(rows)
     return (df, adapters) if return_adapters else df
+
+
+def _free_cached_memory() -> None:
+    """Hand the CUDA caching allocator's free blocks back (after a model was released)."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 # ===================================================================== reading the table

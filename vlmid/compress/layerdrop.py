@@ -8,7 +8,6 @@ smaller model for a few steps on the captioning loss ``cap.loss(images, captions
 from __future__ import annotations
 
 import copy
-import random
 from typing import Iterable
 
 import torch
@@ -108,13 +107,17 @@ def drop_layers(model: nn.Module, drop: Iterable[int], path: str | None = None) 
 
 def finetune(cap, examples, steps: int = 100, lr: float = 5e-4, batch_size: int = 32, seed: int = 0,
              progress: bool = True) -> list[float]:
-    """Train all of ``cap.model`` for ``steps`` AdamW steps on ``cap.loss`` (one random reference
-    caption per image, cosine-decayed learning rate); returns the loss per step. The model is left in eval mode."""
+    """Train all of ``cap.model`` for ``steps`` AdamW steps on ``cap.loss`` (batches of
+    :func:`vlmid.data.caption_batches`, the sampler of every fine-tune here; cosine-decayed learning
+    rate: a short heal of an already trained model, where notebook 02's runs hold theirs constant
+    between pruning steps); returns the loss per step. The model is left in eval mode."""
     from tqdm.auto import tqdm
+
+    from ..data.base import caption_batches
 
     if steps < 0:
         raise ValueError(f"steps={steps!r} must be >= 0")
-    rng = random.Random(seed)
+    batches = caption_batches(examples, min(batch_size, len(examples)), seed)
     model = cap.model
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
@@ -123,8 +126,7 @@ def finetune(cap, examples, steps: int = 100, lr: float = 5e-4, batch_size: int 
     model.train()
     try:
         for _ in tqdm(range(steps), desc="fine-tune", disable=not progress):
-            batch = rng.sample(examples, min(batch_size, len(examples)))
-            loss = cap.loss([e.image for e in batch], [rng.choice(e.captions) for e in batch])
+            loss = cap.loss(*next(batches))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)

@@ -12,9 +12,9 @@ import os
 from pathlib import Path
 
 from ..paths import check_profile
-from .base import CaptionExample, ZeroShotSet
+from .base import CaptionExample, ZeroShotSet, caption_batches
 
-__all__ = ["load_captions", "load_zeroshot", "CaptionExample", "ZeroShotSet", "paper_data_dir"]
+__all__ = ["load_captions", "load_zeroshot", "CaptionExample", "ZeroShotSet", "caption_batches", "paper_data_dir"]
 
 
 def paper_data_dir() -> Path:

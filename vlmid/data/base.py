@@ -10,7 +10,7 @@ by the split.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,3 +79,17 @@ class ZeroShotSet:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+
+def caption_batches(examples: Sequence, batch_size: int, seed: int = 0) -> Iterator[tuple[list, list]]:
+    """Endless random batches (images, one of each image's reference captions), reproducible by seed:
+    items drawn with replacement, a caption drawn per item. The one sampler of every fine-tune
+    (notebook 02's prune-fine-tune runs and their dense control, notebook 05's layer-drop heal and
+    its control)."""
+    if not examples:
+        raise ValueError("caption_batches: no training examples")
+    rng = np.random.default_rng([seed, 2])
+    while True:
+        idx = rng.integers(0, len(examples), size=batch_size)
+        yield ([examples[i].image for i in idx],
+               [examples[i].captions[int(rng.integers(len(examples[i].captions)))] for i in idx])

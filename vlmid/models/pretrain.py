@@ -14,11 +14,21 @@ tower is first trained as a classifier of the garments it sees:
   one to three of the ten classes), as the pooled feature that CLIP aligns with text and the
   linear probes read.
 
+- **foreground tokens only** (token dropping, the idea of MAE, He et al., CVPR 2022, and of FLIP,
+  Li et al., "Scaling Language-Image Pre-training via Masking", CVPR 2023, which drops half of
+  CLIP's patch tokens at random while training): a scene is mostly black background (about 17 of
+  its 64 patches hold a garment), so the tower sees the CLS token, every garment patch and random
+  background patches up to ``keep`` tokens (:class:`TokenDrop`). Here that is 24 of 64, a step costs
+  less than half, and in equal time the tower learns faster (measured in ``vlmid.models.build``). The
+  task stage that follows sees every token, as FLIP's unmasked tuning does.
+
 The two heads are thrown away after training (they are not part of the transformers models).
 The images are scenes of the same distribution as the captioned ones (one to three tinted
 Fashion-MNIST *train* photos, random colour, size and place), rendered with a label map.
 """
 from __future__ import annotations
+
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -111,3 +121,34 @@ class VisionHeads(torch.nn.Module):
     def predict(self, vision_output) -> torch.Tensor:
         """The most likely garment of each image (for single-item images)."""
         return self.cls(vision_output.pooler_output).argmax(-1)
+
+
+class TokenDrop:
+    """Show a ViT only some of its patch tokens (always the CLS): a forward hook on its embeddings
+    keeps, inside :meth:`subset`, the CLS plus ``keep`` patches of each image, every garment patch
+    first (a random subset where more than ``keep`` hold one), then random background patches.
+    Works for any tower whose embeddings module returns [batch, 1 + patches, width] (BLIP, CLIP)."""
+
+    def __init__(self, vision_model, keep: int, seed: int = 0):
+        self.k, self._idx = keep, None
+        self.generator = torch.Generator().manual_seed(seed)
+        self._handle = vision_model.embeddings.register_forward_hook(self._gather)
+
+    def _gather(self, module, args, out):
+        if self._idx is None:
+            return out
+        return out.gather(1, self._idx[..., None].expand(-1, -1, out.shape[-1]))
+
+    @contextmanager
+    def subset(self, patch_labels: torch.Tensor):
+        """Within the block, the tower sees the kept tokens; yields their patch labels ([batch, keep])."""
+        score = (patch_labels != BACKGROUND).float() + torch.rand(patch_labels.shape, generator=self.generator)
+        keep = score.topk(self.k, dim=1).indices.sort(1).values
+        self._idx = torch.cat([torch.zeros(len(keep), 1, dtype=keep.dtype), keep + 1], 1)
+        try:
+            yield patch_labels.gather(1, keep)
+        finally:
+            self._idx = None
+
+    def remove(self):
+        self._handle.remove()

@@ -93,3 +93,13 @@ def probe_towers(towers: dict, n_fit: int = 5000, n_test: int = 2000, seed: int 
             rows.append({"tower": name, "probe target": target, "accuracy": accuracy, "chance": round(chance, 3),
                          "C": c, "n_fit": len(y_fit), "n_test": len(y_test), "protocol": PROTOCOL})
     return pd.DataFrame(rows)
+
+
+def probe_metrics(table) -> dict:
+    """``probe_towers``' table as headline metrics: ``probe_<tower>_class`` / ``probe_<tower>_colour`` (the
+    tower's first word, lower case: "BLIP vision" -> ``probe_blip_class``), ``probe_protocol``,
+    ``n_probe_fit`` and ``n_probe``. The one mapping of notebook 00 and the build's quality gates."""
+    out = {f"probe_{r['tower'].split()[0].lower()}_{'class' if r['probe target'] == 'item class' else 'colour'}":
+           float(r["accuracy"]) for r in table.to_dict("records")}
+    return out | {"probe_protocol": int(table.protocol.iloc[0]), "n_probe_fit": int(table.n_fit.iloc[0]),
+                  "n_probe": int(table.n_test.iloc[0])}

@@ -34,7 +34,7 @@ def measure(cap, clip, seed: int = 0, smoke: bool = False, n_test: int | None = 
     from ..data.base import images_of
     from ..metrics import caption_scores, zeroshot_predict
     from ..metrics.grounding import grounded_scores
-    from .probe import PROTOCOL, probe_towers
+    from .probe import probe_metrics, probe_towers
 
     test = load_captions("tiny", "test", n=n_test, seed=seed, smoke=smoke)
     preds = cap.generate(images_of(test))
@@ -48,7 +48,6 @@ def measure(cap, clip, seed: int = 0, smoke: bool = False, n_test: int | None = 
     out["clip_zeroshot_top1"] = float((zeroshot_predict(clip, zs) == zs.labels).mean())
     probes = probe_towers({"blip": (cap.model.vision_model, cap.pixel_values),
                            "clip": (clip.model.vision_model, clip.pixel_values)}, n_probe_fit, n_probe, seed)
-    for r in probes.to_dict("records"):
-        out[f"probe_{r['tower']}_{'class' if r['probe target'] == 'item class' else 'colour'}"] = r["accuracy"]
-    out.update(n_test=len(test), n_zeroshot=len(zs), n_probe=n_probe, n_probe_fit=n_probe_fit, probe_protocol=PROTOCOL)
+    out.update(probe_metrics(probes))
+    out.update(n_test=len(test), n_zeroshot=len(zs))
     return out

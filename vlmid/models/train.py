@@ -31,6 +31,8 @@ class TrainConfig:
     bf16: bool = False           # bf16 autocast (where the CPU has the instructions: vlmid.models.build.bf16_helps)
     aux_weight: float = 0.0      # stage 2: weight of the pre-training heads' loss, kept on beside the task's
     vision_lr_scale: float = 1.0  # stage 2: the vision tower's (and heads') learning rate, as a fraction of lr
+    keep_tokens: int | None = None  # stage 1: patch tokens shown per image, garments first (pretrain.TokenDrop); None: all
+    all_tokens_last: int = 0     # stage 1 with keep_tokens: its last steps see every token (FLIP's unmasked tuning)
     log_every: int = 10          # loss-curve resolution, in steps
     progress: bool = True
 
@@ -91,7 +93,9 @@ def pretrain_vision(vision_model, data: dict, cfg: TrainConfig, val: dict | None
     whose accuracy is logged every ``val_every`` steps: what the schedule was chosen on."""
     from tqdm.auto import tqdm
 
-    from .pretrain import VisionHeads
+    from contextlib import nullcontext
+
+    from .pretrain import TokenDrop, VisionHeads
 
     steps, batch, lr, bf16, log_every = cfg.steps, cfg.batch, cfg.lr, cfg.bf16, cfg.log_every
     g = np.random.default_rng([cfg.seed, 13])
@@ -99,18 +103,23 @@ def pretrain_vision(vision_model, data: dict, cfg: TrainConfig, val: dict | None
     params = list(vision_model.parameters()) + list(heads.parameters())
     opt, sched = _optimizer(params, lr, steps, max(1, steps // 20))
     patch_labels, present = torch.as_tensor(data["patch_labels"]), torch.as_tensor(data["present"])
+    drop = TokenDrop(vision_model, cfg.keep_tokens, cfg.seed) if cfg.keep_tokens else None
     vision_model.train()
     curve, val_curve, t0 = [], [], time.perf_counter()
     for step in tqdm(range(steps), desc=desc, disable=not cfg.progress):
         idx = g.integers(0, len(present), size=batch)
-        with _autocast(bf16):
-            loss = heads.loss(vision_model(pixel_values=to_pixels(data["images"][idx])), patch_labels[idx], present[idx])
+        dropping = drop is not None and step < steps - cfg.all_tokens_last
+        with drop.subset(patch_labels[idx]) if dropping else nullcontext(patch_labels[idx]) as labels, _autocast(bf16):
+            loss = heads.loss(vision_model(pixel_values=to_pixels(data["images"][idx])), labels, present[idx])
         _update(loss, opt, sched)
         if step % log_every == 0 or step == steps - 1:
             curve.append(("pretrain", step, loss.item()))
         if val is not None and (step + 1) % val_every == 0 or (val is not None and step == steps - 1):
             val_curve.append((step + 1, single_item_accuracy(vision_model, heads, val["images"], val["labels"])))
+    if drop:
+        drop.remove()
     return heads, {"pretrain_steps": steps, "pretrain_batch": batch, "pretrain_lr": lr, "pretrain_images": len(present),
+                   "pretrain_keep_tokens": cfg.keep_tokens, "pretrain_all_tokens_last": cfg.all_tokens_last,
                    "pretrain_curve": curve, "pretrain_val_accuracy": val_curve,
                    "pretrain_seconds": time.perf_counter() - t0}
 

@@ -14,7 +14,7 @@
     from vlmid.pruning import PruneConfig, prune_finetune, sparsity_report
     run = prune_finetune(model, loss_fn, batches, PruneConfig(method="platon", id_prior=True), ids=ids)
 """
-from .finetune import (METHODS, PruneConfig, PruneJob, PruneRun, caption_batches, config_dict, per_layer_table,
+from .finetune import (METHODS, PruneConfig, PruneJob, PruneRun, config_dict, per_layer_table,
                        prune_captioner, prune_captioners, prune_finetune)
 from .layer_score import (allocate_sparsity, captioner_cider, fast_cider, layer_allocation, layer_scores, layer_units, layer_utility,
                           module_sparsities, unit_sizes)
@@ -27,7 +27,7 @@ from .scores import (MagnitudeScorer, PlatonScorer, TaylorScorer, WandaScorer, a
 from ..id.profiles import load_linear_ids  # notebook 01's per-Linear IDs: owned by vlmid.id, re-exported here
 
 __all__ = [
-    "METHODS", "PruneConfig", "PruneJob", "PruneRun", "caption_batches", "config_dict", "per_layer_table", "prune_captioner",
+    "METHODS", "PruneConfig", "PruneJob", "PruneRun", "config_dict", "per_layer_table", "prune_captioner",
     "prune_captioners", "prune_finetune",
     "allocate_sparsity", "captioner_cider", "fast_cider", "layer_allocation", "layer_scores", "layer_units", "layer_utility", "module_sparsities",
     "unit_sizes",

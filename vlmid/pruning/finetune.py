@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ..data.base import caption_batches
 from .masks import GROUPS, Masks, global_masks, layerwise_masks, prunable_linears, sparsity_report, wanda_masks
 from .schedule import cubic_keep_ratio
 from .scores import apply_id_prior, make_scorer
@@ -203,17 +204,6 @@ def config_dict(cfg: PruneConfig) -> dict:
 
 
 # -- the same loop on a captioner (notebook 02) -------------------------------------------------
-def caption_batches(examples: Sequence, batch_size: int, seed: int = 0) -> Iterator[tuple[list, list]]:
-    """Endless random batches (images, one of each image's reference captions), reproducible by seed."""
-    if not examples:
-        raise ValueError("caption_batches: no training examples")
-    rng = np.random.default_rng([seed, 2])
-    while True:
-        idx = rng.integers(0, len(examples), size=batch_size)
-        yield ([examples[i].image for i in idx],
-               [examples[i].captions[int(rng.integers(len(examples[i].captions)))] for i in idx])
-
-
 def prune_captioner(cap, train: Sequence, config: PruneConfig, dense_state: Mapping[str, torch.Tensor],
                     evaluate: Callable[[Any], Mapping[str, Any]], seed: int = 0, batch_size: int = 32,
                     label: str | None = None, **kwargs) -> PruneRun:
