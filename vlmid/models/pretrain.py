@@ -20,7 +20,7 @@ tower is first trained as a classifier of the garments it sees:
   its 64 patches hold a garment), so the tower sees the CLS token, every garment patch and random
   background patches up to ``keep`` tokens (:class:`TokenDrop`). Here that is 24 of 64, a step costs
   less than half, and in equal time the tower learns faster (measured in ``vlmid.models.build``). The
-  task stage that follows sees every token, as FLIP's unmasked tuning does.
+  last pre-training steps, and the task stage after them, see every token (FLIP's unmasked tuning).
 
 The two heads are thrown away after training (they are not part of the transformers models).
 The images are scenes of the same distribution as the captioned ones (one to three tinted
