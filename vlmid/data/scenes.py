@@ -24,6 +24,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -331,19 +332,28 @@ def load_scene_arrays(split: str, seed: int = 0, smoke: bool = False):
 
 # ---------------------------------------------------------------- single items (CLIP training, zero-shot)
 
+class SingleItems(NamedTuple):
+    """Single items, one per image: what ``single_items`` draws."""
+    images: np.ndarray      # uint8 [N, C, C, 3]
+    colours: list[str]      # each item's colour (a key of COLOURS)
+    captions: list[str]     # one grammar caption each
+
+
 def single_items(photos: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
-                 white_p: float = 0.3):
+                 white_p: float = 0.3) -> SingleItems:
     """One item per image at a random colour (white with probability ``white_p``), size and place,
-    with one caption from the grammar: (uint8 [N, C, C, 3], list[str])."""
+    with one caption from the grammar. The one sampler of single items: CLIP's contrastive pairs, the
+    build's validation items and the linear probes' items all come from it."""
     images = np.zeros((len(labels), CANVAS, CANVAS, 3), dtype=np.uint8)
-    caps = []
+    colours, caps = [], []
     for i, (photo, lab) in enumerate(zip(photos, labels)):
         items, _ = sample_layout(1, [int(lab)], rng)
         if rng.random() < white_p:
             items[0].colour = "white"
         images[i] = render([photo], items, rng=rng)
+        colours.append(items[0].colour)
         caps.append(str(rng.choice(_single(items, rng))))
-    return images, caps
+    return SingleItems(images, colours, caps)
 
 
 def centred_items(photos: np.ndarray, size: int = 32) -> np.ndarray:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..data.fashion_mnist import load_fashion_mnist
-from ..data.scenes import COLOURS, _photo_pools, render, sample_layout
+from ..data.scenes import COLOURS, _photo_pools, single_items
 
 PROTOCOL = 2          # recorded with every probe score: 2 = fit on validation items, C chosen on a held-out fifth
 CS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)   # the L2 penalties tried, a decade apart (sklearn's C: larger is weaker)
@@ -37,13 +37,10 @@ def probe_items(n: int = 2000, seed: int = 0, split: str = "test"):
     photos, labels = load_fashion_mnist("test") if split == "test" else _photo_pools("val", seed)
     rng = np.random.default_rng([seed, 31] if split == "test" else [seed, 32])
     pick = rng.permutation(len(labels))[:n]
+    items = single_items(photos[pick], labels[pick], rng, white_p=0.0)
     names = list(COLOURS)
-    images, colours = [], []
-    for j in pick:
-        items, _ = sample_layout(1, [int(labels[j])], rng)
-        images.append(Image.fromarray(render([photos[j]], items, rng=rng)))
-        colours.append(names.index(items[0].colour))
-    return images, labels[pick].copy(), np.array(colours)
+    return ([Image.fromarray(image) for image in items.images], labels[pick].copy(),
+            np.array([names.index(colour) for colour in items.colours]))
 
 
 @torch.no_grad()
