@@ -31,7 +31,7 @@ from .train import TrainConfig
 # A first full build with 5000 (BLIP) / 7000 (CLIP) pre-training steps on 80k scenes ended at val
 # accuracy 0.795 / 0.828, still rising, and on the test data garment F1 0.707, binding 0.668, count
 # 0.962, zero-shot 0.832, probes 0.750 / 0.765: below the floors for garments, hence the longer
-# schedules below (about 40 minutes wall on 2 cores). CLIP trains with eager attention: 0.21 s a
+# schedules below (about 47 minutes wall on 2 cores). CLIP trains with eager attention: 0.21 s a
 # step against 0.36 with sdpa here (bf16 autocast, one thread, batch 64).
 # The models shipped before token dropping were built with 7500 / 9000 full-token pre-training steps in
 # 2502 s wall (AVX512): val accuracy 0.823 (BLIP) / 0.857 (CLIP), still rising; test garment F1 0.731,
@@ -50,7 +50,9 @@ from .train import TrainConfig
 # CLIP), still rising; test garment F1 0.795, binding 0.767, count 0.979, zero-shot 0.869, probes 0.827
 # / 0.850: every gate but garment F1 (0.80) passed its floor. The all-token tail was the steepest part
 # of both curves (+0.019 / +0.031 in 900 steps), hence 2400 all-token steps, and BLIP's tower gets
-# CLIP's 18,000 steps (about 6 minutes more wall in all).
+# CLIP's 18,000 steps. The shipped seed-0 models were built with these numbers in 2787 s wall (AVX512,
+# bf16): val accuracy 0.824 / 0.837 before the all-token steps, 0.860 / 0.866 after (BLIP / CLIP); test
+# garment F1 0.809, binding 0.783, count 0.977, zero-shot 0.868, probes 0.830 / 0.844: every floor met.
 # Before this recipe the tiny BLIP learned the colour shortcut: item-class probe 0.18, garment F1 0.14.
 @dataclass(frozen=True)
 class Recipe:
