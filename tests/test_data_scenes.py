@@ -310,3 +310,19 @@ def test_scene_items_match_the_karpathy_ids_and_captions(tmp_path, monkeypatch):
     assert list(got) == [e.image_id for e in scenes.load_scenes("test", n=3, smoke=True)] == [8, 9, 10]
     with pytest.raises(ValueError, match="split"):
         scenes.scene_items("testing")
+
+
+def test_single_items_report_the_colour_they_paint_and_caption():
+    """``single_items`` is the one sampler of CLIP's pairs and the probes' items: the colour it reports is
+    the one on the canvas and in the caption, and ``white_p`` sets how often it is white."""
+    photos = np.full((40, 28, 28), 255, dtype=np.uint8)
+    labels = np.arange(40) % 10
+    items = scenes.single_items(photos, labels, np.random.default_rng(0), white_p=0.0)
+    assert items.images.shape == (40, scenes.CANVAS, scenes.CANVAS, 3) and len(items.colours) == len(items.captions) == 40
+    assert len(set(items.colours)) > 3
+    for image, colour, caption in zip(items.images, items.colours, items.captions):
+        brightest = image.reshape(-1, 3).max(axis=0).astype(float)   # the tint, jittered a little
+        nearest = min(scenes.COLOURS, key=lambda c: np.abs(brightest - scenes.COLOURS[c]).sum())
+        assert nearest == colour
+        assert colour in caption.split()
+    assert scenes.single_items(photos, labels, np.random.default_rng(0), white_p=1.0).colours == ["white"] * 40
