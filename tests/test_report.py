@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from vlmid import claims, report
+from vlmid import claims, report, verdict
 from vlmid.paths import REPO_ROOT
 from vlmid.report import README_END, README_START, headline_table, render_report, write_report
 
@@ -200,7 +200,7 @@ def test_every_claim_names_a_known_notebook_and_its_keys():
     numbers = {nb.number for nb in report.NOTEBOOKS}
     for c in claims.CLAIMS:
         assert c.notebook in numbers and c.kind in ("claim", "target")
-        fields = {m.group(1) for m in claims._FIELD.finditer(c.measured)}
+        fields = verdict.fields(c.measured)
         assert fields <= set(c.needs), (c.statement, fields - set(c.needs))
         assert c.interval is None or len(c.interval) == 2
     assert {c.notebook for c in claims.CLAIMS} == numbers
