@@ -10,7 +10,7 @@ cd "$(dirname "$0")"
 
 usage() {
   cat <<'TXT'
-Usage: bash run_all.sh [--profile tiny|paper] [--seed N] [--only NN] [--smoke] [--results DIR]
+Usage: bash run_all.sh [--profile tiny|paper] [--seed N] [--only NN] [--smoke] [--results DIR] [--resume]
                        [--rebuild-models] [--unpinned]
        bash run_all.sh --tests [pytest arguments...]
        bash run_all.sh --setup-only [--unpinned]
@@ -29,6 +29,10 @@ and wall times with provenance to results/manifest.json. Stops at the first fail
   --only NN             run one notebook by its number, e.g. --only 01
   --smoke               tiny sizes, well under a minute per notebook (what the tests use)
   --results DIR         write results somewhere else than results/
+  --resume              continue an interrupted run: skip the notebooks already complete for this commit,
+                        profile, seed and parameters, and run the rest from the first one that is not.
+                        (A notebook's results folder and executed copy are replaced only when it
+                        completes, so a killed run leaves each of them complete and new or as before.)
   --rebuild-models      train both tiny models from nothing for --seed (about 40 minutes on 2 cores with AVX512 and bf16, longer without)
                         into data/models/, then run the notebooks on them instead of the shipped
                         ones (VLMID_MODEL_SOURCE=built). A rebuild on another CPU (AVX2 vs AVX512)
@@ -51,7 +55,7 @@ instead of the shipped ones; --rebuild-models sets it after training them anew.
 TXT
 }
 
-profile=tiny; seed=0; only=""; smoke=0; results=""; mode=run; pytest_args=(); rebuild=0
+profile=tiny; seed=0; only=""; smoke=0; results=""; mode=run; pytest_args=(); rebuild=0; resume=0
 case "${VLMID_TORCH:-cpu}" in cpu|"") torch_build=cpu ;; cuda) torch_build=cuda ;;
   *) echo "run_all.sh: VLMID_TORCH='$VLMID_TORCH': use 'cpu' (default) or 'cuda'" >&2; exit 2 ;; esac
 case "${VLMID_UNPINNED:-0}" in 0|"") unpinned=0 ;; *) unpinned=1 ;; esac
@@ -68,6 +72,7 @@ while [ $# -gt 0 ]; do
     --results) [ $# -ge 2 ] || { echo "run_all.sh: --results needs a folder" >&2; exit 2; }; results="$2"; shift 2 ;;
     --results=*) results="${1#*=}"; shift ;;
     --rebuild-models) rebuild=1; shift ;;
+    --resume) resume=1; shift ;;
     --unpinned) unpinned=1; shift ;;
     --cuda) torch_build=cuda; shift ;;
     --tests) mode=tests; shift; pytest_args=("$@"); break ;;
@@ -185,6 +190,7 @@ args=(--profile "$profile" --seed "$seed")
 [ -n "$only" ] && args+=(--only "$only")
 [ "$smoke" = 1 ] && args+=(--smoke)
 [ -n "$results" ] && args+=(--results "$results")
+[ "$resume" = 1 ] && args+=(--resume)
 "$PY" -m vlmid.pipeline "${args[@]}"
 # The report and the README's results table are generated from results/, never written by hand.
 # (A run into another --results folder leaves the README alone: python -m vlmid.report --help.)

@@ -132,6 +132,7 @@ def test_result_writer_records_provenance_and_flat_metrics(tmp_path):
     ax.plot([0, 1])
     out.figure(fig, "fig.png")
     out.metrics(score=0.5, best="magnitude")
+    out.finish()
     folder = tmp_path / "99_demo"
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["score"] == 0.5 and metrics["best"] == "magnitude" and metrics["seed"] == 7
@@ -147,7 +148,7 @@ def test_result_writer_records_provenance_and_flat_metrics(tmp_path):
         out.metrics(nested={"a": 1})
 
 
-def test_a_rerun_leaves_no_number_or_file_of_the_earlier_run(tmp_path):
+def test_a_rerun_replaces_the_folder_only_when_it_completes(tmp_path):
     import pandas as pd
 
     first = ResultWriter("99_demo", profile="tiny", seed=0, root=tmp_path)
@@ -156,25 +157,50 @@ def test_a_rerun_leaves_no_number_or_file_of_the_earlier_run(tmp_path):
     first.metrics(n_test_images=150, score=0.1)
     first.finish()
     folder = tmp_path / "99_demo"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
 
     second = ResultWriter("99_demo", profile="tiny", seed=0, root=tmp_path)
     second.csv(pd.DataFrame({"a": [2]}), "kept.csv")
     second.metrics(score=0.2)
     second.metrics(n_test=400)   # calls within one run add up
-    assert json.loads((folder / "metrics.json").read_text()) == {
+    # until the run completes, the earlier folder is untouched: every file, byte for byte
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert json.loads((second.dir / "metrics.json").read_text()) == {
         "score": 0.2, "n_test": 400, "profile": "tiny", "seed": 0, "commit": second._prov["commit"]}
-    assert (folder / "old_name.csv").exists()   # until the run completes, the earlier files stay
     written = second.finish()
     assert set(written) == {"kept.csv", "metrics.json"} and not (folder / "old_name.csv").exists()
     prov = json.loads((folder / "provenance.json").read_text())
     assert set(prov["files"]) == {"kept.csv", "metrics.json"} and prov["complete"] is True
     assert written["kept.csv"] == (folder / "kept.csv").stat().st_size
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["99_demo"]   # no staging folder left
+
+
+def test_an_interrupted_run_leaves_the_earlier_folder_as_it_was(tmp_path):
+    import pandas as pd
+
+    from vlmid.results import is_complete, recover
+
+    first = ResultWriter("99_demo", profile="tiny", seed=0, root=tmp_path)
+    first.metrics(score=0.1)
+    first.finish()
+    folder = tmp_path / "99_demo"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    dying = ResultWriter("99_demo", profile="tiny", seed=0, root=tmp_path)
+    dying.csv(pd.DataFrame({"a": [1]}), "half.csv")
+    dying.metrics(score=0.9)                        # ... and the process is killed here
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert is_complete(folder)["complete"] is True and is_complete(dying.dir) is None
+    # a stop between the two renames of the swap: the earlier folder is put back by the next writer
+    os.rename(folder, tmp_path / ".99_demo.old")
+    recover(tmp_path, "99_demo")
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["99_demo"]
 
 
 def test_smoke_results_never_land_in_the_real_results(monkeypatch, tmp_path):
     monkeypatch.setenv("VLMID_RESULTS", str(tmp_path))
     out = ResultWriter("99_demo", profile="tiny", seed=0, smoke=True)
-    assert out.dir == tmp_path / "smoke" / "99_demo"
+    assert out.final == tmp_path / "smoke" / "99_demo"
 
 
 # ---- papermill and the pipeline driver -------------------------------------------------------------
@@ -228,7 +254,7 @@ def test_smoke_and_paper_runs_never_write_over_the_committed_tiny_results(tmp_pa
     assert run_results_dir("paper", smoke=True) == tmp_path / "smoke" / "paper"
     assert run_results_dir("paper", path=tmp_path / "x") == tmp_path / "x"
     out = ResultWriter("99_example", profile="paper", seed=0)
-    assert out.dir == tmp_path / "paper" / "99_example"
+    assert out.final == tmp_path / "paper" / "99_example"
 
 
 def test_a_report_without_the_readme_leaves_the_readme_alone(tmp_path):

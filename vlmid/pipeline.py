@@ -4,25 +4,35 @@
 call it directly from an activated environment too::
 
     python -m vlmid.pipeline --profile tiny --seed 0 --only 01
+    python -m vlmid.pipeline --resume     # continue an interrupted run where it stopped
+
+A notebook's results folder is replaced only when the notebook completes (:class:`vlmid.results.ResultWriter`
+stages it), and its executed copy likewise: a run killed or failing halfway leaves every folder and
+executed notebook either complete and new or exactly as before. ``--resume`` skips the notebooks
+that already completed for the same commit, profile, seed, smoke mode and parameters, and runs the
+rest from the first one that did not (later notebooks read what earlier ones wrote, so everything
+after it runs again). A failed notebook's executed copy, with its traceback, is kept beside the
+others as ``<stem>.failed.ipynb``.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import time
 from pathlib import Path
 
 from .paths import PROFILES, REPO_ROOT, run_results_dir
-from .results import git_commit, package_versions, write_json
+from .results import git_commit, is_complete, package_versions, write_json
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
 
 
 def notebooks(only: str | None = None) -> list[Path]:
     """The numbered notebooks, in order; ``only='01'`` selects one by its number."""
-    found = sorted(p for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    found = sorted(p for p in Path(os.environ.get("VLMID_NOTEBOOKS") or NOTEBOOKS).glob("[0-9][0-9]_*.ipynb"))
     if only is None:
         return found
     if not re.fullmatch(r"\d{1,2}", only):
@@ -43,8 +53,18 @@ def _failed_cell(exc: Exception) -> str:
     return f"{where}: {ename}: " + "\n".join(evalue[:16])   # the message, whole (a list of what is missing)
 
 
+def completed(entry: dict | None, out_root: Path, nb: Path, commit: str, params: dict) -> bool:
+    """Whether ``nb`` already completed in ``out_root`` for this commit and these parameters
+    (its manifest entry says so and its results folder holds a complete run of the same commit)."""
+    if not entry or entry.get("exit_status") != "ok" or entry.get("commit") != commit \
+            or entry.get("parameters") != params or not (out_root / entry.get("executed", "-")).exists():
+        return False
+    prov = is_complete(out_root / nb.stem)
+    return prov is not None and prov.get("commit") == commit
+
+
 def run(profile: str, seed: int, only: str | None = None, results: str | None = None,
-        smoke: bool = False, extra_parameters: dict | None = None) -> int:
+        smoke: bool = False, extra_parameters: dict | None = None, resume: bool = False) -> int:
     import papermill as pm
 
     if profile not in PROFILES:
@@ -63,32 +83,44 @@ def run(profile: str, seed: int, only: str | None = None, results: str | None = 
     manifest.setdefault("notebooks", {})
     manifest.update(commit=git_commit(), versions=package_versions())
 
-    status = 0
+    status, skipping = 0, resume
     for i, nb in enumerate(todo, 1):
-        print(f"\n=== [{i}/{len(todo)}] {nb.name}  (profile={profile}, seed={seed}{', smoke' if smoke else ''})",
-              flush=True)
         params = dict(profile=profile, seed=seed, smoke=smoke, **(extra_parameters or {}))
         if results is not None:
             params["results_dir"] = str(out_root)
+        if skipping and completed(manifest["notebooks"].get(nb.stem), out_root, nb, manifest["commit"], params):
+            print(f"=== [{i}/{len(todo)}] {nb.name}: complete for this commit and these parameters, skipped (--resume)",
+                  flush=True)
+            continue
+        skipping = False   # from the first notebook that is not complete on, everything runs
+        print(f"\n=== [{i}/{len(todo)}] {nb.name}  (profile={profile}, seed={seed}{', smoke' if smoke else ''})",
+              flush=True)
+        partial, failed = executed / f".{nb.name}.partial", executed / f"{nb.stem}.failed.ipynb"
         t0 = time.perf_counter()
         error = None
         try:
-            pm.execute_notebook(str(nb), str(executed / nb.name), parameters=params,
-                                cwd=str(NOTEBOOKS), kernel_name="python3", progress_bar=True,
+            pm.execute_notebook(str(nb), str(partial), parameters=params,
+                                cwd=str(nb.parent), kernel_name="python3", progress_bar=True,
                                 log_output=False)
+            os.replace(partial, executed / nb.name)   # the executed copy, too, replaced only when complete
+            failed.unlink(missing_ok=True)
         except Exception as exc:  # papermill re-raises the cell's error; report and stop
             error = f"{nb.name} failed at {_failed_cell(exc)}"
+            if partial.exists():
+                os.replace(partial, failed)
         wall = round(time.perf_counter() - t0, 1)
-        manifest["notebooks"][nb.stem] = {
+        entry = manifest["notebooks"].get(nb.stem, {}) if error else {}
+        entry.update({
             "wall_seconds": wall, "exit_status": "failed" if error else "ok", "error": error,
-            "profile": profile, "seed": seed, "smoke": smoke, "commit": manifest["commit"],
+            "profile": profile, "seed": seed, "smoke": smoke, "commit": manifest["commit"], "parameters": params,
             "python": manifest["versions"]["python"], "versions": manifest["versions"],
-            "executed": str((executed / nb.name).relative_to(out_root)),
-        }
+            "executed": str(((failed if error else executed / nb.name)).relative_to(out_root)),
+        })
+        manifest["notebooks"][nb.stem] = entry
         manifest["total_wall_seconds"] = round(sum(v["wall_seconds"] for v in manifest["notebooks"].values()), 1)
         write_json(manifest_path, manifest)
         if error:
-            print(f"\nFAILED: {error}\n  the executed notebook with the traceback: {executed / nb.name}",
+            print(f"\nFAILED: {error}\n  the executed notebook with the traceback: {failed}",
                   file=sys.stderr, flush=True)
             status = 1
             break
@@ -104,11 +136,14 @@ def main(argv=None) -> int:
     ap.add_argument("--results", default=None,
                     help="results folder (default: results/; smoke runs results/smoke/, the paper profile results/paper/)")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, for a quick end-to-end check")
+    ap.add_argument("--resume", action="store_true",
+                    help="skip the notebooks already complete for this commit and these parameters; run the rest")
     ap.add_argument("--device", default=None,
                     help='every notebook\'s device parameter ("auto", "cpu", "cuda", "cuda:N"; default: the notebooks\' own, "auto")')
     args = ap.parse_args(argv)
     extra = {"device": args.device} if args.device else None
-    return run(args.profile, args.seed, args.only, args.results, args.smoke, extra_parameters=extra)
+    return run(args.profile, args.seed, args.only, args.results, args.smoke, extra_parameters=extra,
+               resume=args.resume)
 
 
 if __name__ == "__main__":

@@ -13,11 +13,11 @@ installed packages match it, and the SHA-256 of every file written.
     out.metrics(id_vision_max=123.4)
     out.finish()   # the run is complete: what an earlier run left and this one did not write goes
 
-A folder holds one run: ``metrics.json`` carries only the keys this run wrote, and ``finish()``
-removes the files an earlier run recorded that this run did not rewrite (a renamed table, say),
-so a rerun never leaves a stale number beside the new ones. Until ``finish()`` the earlier files
-stay, so a run that fails halfway leaves the last complete results readable, each file with the
-commit that wrote it in ``provenance.json``.
+A folder holds one run, and is replaced only when the run completes: the writer fills a hidden
+staging folder beside it (``.<notebook stem>.partial/``), and ``finish()`` swaps it in for the
+earlier folder. A run that is interrupted or fails therefore leaves every results folder either
+complete and new or exactly as it was; the next writer clears what the interrupted one left.
+``metrics.json`` carries only the keys this run wrote, and ``provenance.json`` says ``complete``.
 """
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -217,7 +218,10 @@ def provenance(profile: str, seed: int, **extra: Any) -> dict[str, Any]:
 
 
 class ResultWriter:
-    """Writes one notebook's results into ``<root>/<name>/`` atomically, with provenance."""
+    """Writes one notebook's results into ``<root>/<name>/`` atomically, with provenance.
+
+    Until :meth:`finish` every file goes to the staging folder ``dir`` (``<root>/.<name>.partial/``);
+    ``finish`` swaps it in for ``final`` (``<root>/<name>/``) and points ``dir`` there."""
 
     def __init__(self, name: str, profile: str, seed: int, root: str | os.PathLike | None = None,
                  smoke: bool = False, **extra: Any):
@@ -225,18 +229,14 @@ class ResultWriter:
         self.name = name
         # smoke and paper runs never overwrite the committed tiny results: results/smoke/, results/paper/
         base = results_dir(root) if root is not None else run_results_dir(profile, smoke)
-        self.dir = base / name
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.final = base / name
+        recover(base, name)
+        self.dir = staging_dir(base, name)
+        self.dir.mkdir(parents=True)
         self._t0 = time.perf_counter()
         self._prov = provenance(profile, seed, notebook=name, smoke=smoke, **extra)
         self._files: dict[str, dict[str, Any]] = {}
-        self._written: set[str] = set()      # the files this run wrote
         self._metrics: dict[str, Any] = {}   # this run's headline numbers, never an earlier run's
-        prov_path = self.dir / "provenance.json"
-        if prov_path.exists():  # keep the record of the earlier run's files until finish()
-            with contextlib.suppress(ValueError, OSError):
-                earlier = json.loads(prov_path.read_text()).get("files", {})
-                self._files = {n: r for n, r in earlier.items() if (self.dir / n).is_file()}
 
     def path(self, filename: str) -> Path:
         return self.dir / filename
@@ -264,7 +264,7 @@ class ResultWriter:
     def metrics(self, values: dict[str, Any] | None = None, **more: Any) -> dict[str, Any]:
         """Add headline numbers to the flat ``metrics.json`` (name -> number or string).
 
-        Calls within one run add up; keys of an earlier run's file are not carried over."""
+        Calls within one run add up; keys of an earlier run's file are never carried over."""
         new = {**(values or {}), **more}
         checked = {}
         for k, v in new.items():
@@ -278,14 +278,14 @@ class ResultWriter:
         return dict(self._metrics)
 
     def finish(self) -> dict[str, int]:
-        """The run is complete: remove the files an earlier run recorded that this run did not write,
-        record that in ``provenance.json``, and return {file name: bytes} of the folder's results."""
-        for name in sorted(set(self._files) - self._written):
-            with contextlib.suppress(FileNotFoundError):
-                (self.dir / name).unlink()
-            del self._files[name]
+        """The run is complete: mark it so in ``provenance.json``, swap the staging folder in for the
+        earlier results, and return {file name: bytes} of the folder's results."""
+        if self.dir == self.final:
+            raise RuntimeError(f"{self.final} is already finished: a ResultWriter completes once")
         self._prov["complete"] = True
         self._done(None)
+        swap_in(self.dir, self.final)
+        self.dir = self.final
         return {name: (self.dir / name).stat().st_size for name in sorted(self._files)}
 
     # -- provenance ------------------------------------------------------------------
@@ -294,8 +294,49 @@ class ResultWriter:
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
             self._files[path.name] = {"sha256": digest, "commit": self._prov["commit"],
                                       "profile": self._prov["profile"], "seed": self._prov["seed"]}
-            self._written.add(path.name)
         record = {**self._prov, "wall_seconds": round(time.perf_counter() - self._t0, 2),
                   "files": dict(sorted(self._files.items()))}
         write_json(self.dir / "provenance.json", record)
         return path
+
+
+# -- one folder replaced whole ---------------------------------------------------------------
+def staging_dir(root: Path, name: str) -> Path:
+    """Where a run of ``name`` writes until it completes (hidden: no reader globs it)."""
+    return root / f".{name}.partial"
+
+
+def _retired_dir(root: Path, name: str) -> Path:
+    return root / f".{name}.old"
+
+
+def recover(root: Path, name: str) -> None:
+    """Undo what an interrupted run of ``name`` left: its staging folder goes, and an earlier
+    folder caught halfway through :func:`swap_in` is put back."""
+    root = Path(root)
+    shutil.rmtree(staging_dir(root, name), ignore_errors=True)
+    old = _retired_dir(root, name)
+    if old.exists():
+        if (root / name).exists():
+            shutil.rmtree(old)
+        else:
+            os.rename(old, root / name)
+
+
+def swap_in(staged: Path, final: Path) -> None:
+    """Replace folder ``final`` by ``staged`` (two renames; :func:`recover` repairs a stop between them)."""
+    old = _retired_dir(final.parent, final.name)
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.rename(final, old)
+    os.rename(staged, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def is_complete(folder: Path) -> dict[str, Any] | None:
+    """The provenance of a completed run in ``folder``, else None."""
+    try:
+        prov = json.loads((Path(folder) / "provenance.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return prov if prov.get("complete") else None

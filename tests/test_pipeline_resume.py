@@ -1,0 +1,86 @@
+"""A long run that loses nothing: a run killed mid-notebook leaves every results folder complete and
+new or exactly as before, and ``--resume`` continues from the first notebook that is not complete."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+
+from vlmid.paths import REPO_ROOT
+
+
+def _notebook(path: Path, body: str):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    params = nbformat.v4.new_code_cell('profile = "tiny"\nseed = 0\nsmoke = False\nresults_dir = None')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(body)]
+    nbformat.write(nb, path)
+
+
+def _writer_body(name: str, pause: bool) -> str:
+    """A notebook that writes its results through a ResultWriter, and can wait halfway for a flag file."""
+    return ("import pathlib, time\n"
+            "from vlmid.results import ResultWriter\n"
+            f"out = ResultWriter({name!r}, profile=profile, seed=seed, root=results_dir)\n"
+            "out.text(f'seed {seed}\\n', 'table.txt')\n"
+            "out.metrics(seed_seen=seed)\n"
+            + ("flag = pathlib.Path(results_dir, 'pause')\n"
+               "while flag.exists():\n    time.sleep(0.2)\n" if pause else "")
+            + "out.finish()\n")
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and p.name != "manifest.json"}
+
+
+def _pipeline(nbdir: Path, results: Path, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "VLMID_NOTEBOOKS": str(nbdir)}
+    return subprocess.Popen([sys.executable, "-m", "vlmid.pipeline", "--results", str(results), *args],
+                            cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+
+
+def test_a_killed_run_loses_nothing_and_resume_continues(tmp_path):
+    nbdir, results = tmp_path / "notebooks", tmp_path / "results"
+    nbdir.mkdir()
+    for stem, pause in (("00_first", False), ("01_second", True), ("02_third", False)):
+        _notebook(nbdir / f"{stem}.ipynb", _writer_body(stem, pause))
+    done = _pipeline(nbdir, results, "--seed", "1")
+    out, _ = done.communicate(timeout=300)
+    assert done.returncode == 0, out
+    before = _snapshot(results)
+    assert {k.split("/")[0] for k in before} == {"00_first", "01_second", "02_third", "executed"}
+
+    # a run with other parameters, killed while notebook 01 is halfway through writing its results
+    (results / "pause").touch()
+    dying = _pipeline(nbdir, results, "--seed", "0")
+    deadline = time.time() + 240
+    while not (results / ".01_second.partial" / "metrics.json").exists():
+        assert time.time() < deadline and dying.poll() is None, dying.communicate()[0]
+        time.sleep(0.2)
+    os.killpg(dying.pid, signal.SIGKILL)
+    dying.wait()
+    (results / "pause").unlink()
+    after = _snapshot(results)
+    # 00 completed anew with seed 0; 01 and 02 are exactly as the seed-1 run left them
+    assert json.loads(after["00_first/metrics.json"])["seed_seen"] == 0
+    for key, content in before.items():
+        if not key.startswith(("00_first", "executed/00_first")):
+            assert after[key] == content, f"{key} changed in a run that was killed"
+    assert not [k for k in after if k not in before and not k.startswith((".01_second", "executed/."))]
+
+    resumed = _pipeline(nbdir, results, "--seed", "0", "--resume")
+    out, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, out
+    assert "00_first.ipynb: complete for this commit and these parameters, skipped" in out
+    assert "01_second.ipynb  (profile=tiny, seed=0" in out and "02_third.ipynb  (profile=tiny, seed=0" in out
+    for stem in ("00_first", "01_second", "02_third"):
+        assert json.loads((results / stem / "metrics.json").read_text())["seed_seen"] == 0
+        assert json.loads((results / stem / "provenance.json").read_text())["complete"] is True
+    assert not list(results.glob(".*")) and not list((results / "executed").glob(".*"))
