@@ -33,7 +33,8 @@ and wall times with provenance to results/manifest.json. Stops at the first fail
                         profile, seed and parameters, and run the rest from the first one that is not.
                         (A notebook's results folder and executed copy are replaced only when it
                         completes, so a killed run leaves each of them complete and new or as before.)
-  --rebuild-models      train both tiny models from nothing for --seed (about 40 minutes on 2 cores with AVX512 and bf16, longer without)
+  --rebuild-models      train both tiny models from nothing for --seed (it prints how long the shipped build took on 2 cores
+                        with AVX512 and bf16; about twice as long without bf16)
                         into data/models/, then run the notebooks on them instead of the shipped
                         ones (VLMID_MODEL_SOURCE=built). A rebuild on another CPU (AVX2 vs AVX512)
                         gives slightly different models, so its numbers differ slightly from the

@@ -242,25 +242,12 @@ def test_method_family_and_pareto_table():
     assert "family" not in df                                        # the input is not modified
 
 
-def _fake_tables():
+def _fake_caption_table():
     import pandas as pd
-    cap = pd.DataFrame([
-        {"method": "fp32", "CIDEr": 1.0, "nll": 2.0, "semantic": 0.8, "latency_s": 2.0, "size_ratio": 1.0,
-         "layers_ratio": float("nan"), "garment_f1": 0.9, "binding_acc": 0.7},
-        {"method": "int8 dynamic", "CIDEr": 0.97, "layers_ratio": 0.26, "latency_s": 1.0, "garment_f1": 0.8},
-        {"method": "bnb int8", "CIDEr": 0.99, "layers_ratio": 0.25, "latency_s": 3.0, "garment_f1": 0.85},
-        {"method": "bnb nf4", "CIDEr": 0.9, "layers_ratio": 0.15, "latency_s": 3.0, "garment_f1": 0.7},
-        {"method": "svd plain 0.80", "CIDEr": 0.6, "nll": 2.5, "size_ratio": 0.9},
-        {"method": "svd asvd 0.80", "CIDEr": 0.65, "nll": 2.4, "size_ratio": 0.9},
-        {"method": "svd whiten 0.80", "CIDEr": 0.7, "nll": 2.3, "size_ratio": 0.9},
-        {"method": "svd plain 0.50", "CIDEr": 0.3, "nll": 3.0, "size_ratio": 0.7},
-        {"method": "svd asvd 0.50", "CIDEr": 0.2, "nll": 3.1, "size_ratio": 0.7},
-        {"method": "svd whiten 0.50", "CIDEr": 0.25, "nll": 2.9, "size_ratio": 0.7},
-        {"method": "svd whiten 0.80 + int8", "CIDEr": 0.69, "size_ratio": 0.3},
-        {"method": "layer drop", "CIDEr": 0.4}, {"method": "layer drop + ft", "CIDEr": 0.8},
-        {"method": "fp32 + ft (control)", "CIDEr": 1.01}])
-    clip = pd.DataFrame([{"method": "fp32", "zeroshot_top1": 0.6}, {"method": "bnb nf4", "zeroshot_top1": 0.55}])
-    return cap, clip
+    return pd.DataFrame([{"method": m, "size_ratio": r} for m, r in [
+        ("fp32", 1.0), ("bnb int8", 0.3), ("svd plain 0.80", 0.9), ("svd asvd 0.80", 0.9), ("svd whiten 0.80", 0.9),
+        ("svd plain 0.50", 0.7), ("svd asvd 0.50", 0.7), ("svd whiten 0.50", 0.7), ("svd whiten 0.80 + int8", 0.3),
+        ("layer drop", 0.6)]]).assign(nll=[2.0, 2.1, 2.5, 2.4, 2.3, 3.0, 3.1, 2.9, 2.4, 2.8])
 
 
 class _FakePairing:
@@ -271,8 +258,8 @@ class _FakePairing:
         return {"diff": 0.1 if verdict else -0.05, "low": 0.05 if verdict else -0.1, "high": 0.15, "verdict": verdict}
 
 
-def test_svd_variants_paired_table_and_headline():
-    cap, clip = _fake_tables()
+def test_svd_variants_and_paired_table():
+    cap = _fake_caption_table()
     rows = bench.svd_variants(cap)
     assert rows.method.tolist() == ["svd plain 0.80", "svd asvd 0.80", "svd whiten 0.80",
                                     "svd plain 0.50", "svd asvd 0.50", "svd whiten 0.50"]   # "+ int8" left out
@@ -283,20 +270,27 @@ def test_svd_variants_paired_table_and_headline():
                                     "ci_high", "verdict", "nll_aware_minus_plain"]
     assert list(zip(paired.energy, paired.variant)) == [(0.8, "whiten"), (0.8, "asvd"), (0.5, "whiten"), (0.5, "asvd")]
     assert paired.verdict.tolist() == ["ahead", "within noise", "within noise", "within noise"]
-    assert paired.nll_aware_minus_plain.tolist() == pytest.approx([-0.2, -0.1, -0.1, 0.1])
+    assert paired.nll_aware_minus_plain.tolist() == pytest.approx([-0.2, -0.1, -0.1, 0.1])   # aware minus plain
     assert paired.size_ratio.tolist() == [0.9, 0.9, 0.7, 0.7]
-    h = bench.headline_metrics(cap, clip, paired, rows, 0.8)
-    assert h["int8_bytes_ratio"] == 0.25 and h["nf4_bytes_ratio"] == 0.15 and h["fp32_cider"] == 1.0
-    assert (h["svd_plain_cider"], h["svd_aware_cider"], h["svd_asvd_cider"]) == (0.6, 0.7, 0.65)
-    assert (h["svd_aware_wins"], h["svd_aware_losses"], h["svd_aware_nll_wins"], h["svd_sizes"]) == (1, 0, 2, 2)
-    assert (h["layerdrop_cider"], h["layerdrop_noft_cider"], h["fp32_ft_cider"]) == (0.8, 0.4, 1.01)
-    assert (h["fp32_zeroshot"], h["nf4_zeroshot"]) == (0.6, 0.55) and h["svd_mid_size_ratio"] == 0.9
-    assert h["int8_dynamic_latency_ratio"] == 0.5 and h["int8_dynamic_bytes_ratio"] == 0.26
-    assert (h["fp32_garment_f1"], h["int8_garment_f1"], h["nf4_garment_f1"], h["fp32_binding_acc"]) == (0.9, 0.85, 0.7, 0.7)
-    gpu = bench.headline_metrics(cap[cap.method != "int8 dynamic"].drop(columns=["garment_f1", "binding_acc"]),
-                                 clip, paired, rows, 0.8)
-    assert not [k for k in gpu if "int8_dynamic" in k or "garment" in k or "binding" in k]
-    assert len(h) == len(gpu) + 7
+
+
+def test_latency_rounds_reads_every_round_compare_kept():
+    import pandas as pd
+    t = pd.DataFrame({"method": ["fp32", "nf4"], "latency_s": [1.0, 2.0]})
+    t.attrs["latency_rounds"] = {"fp32": [1.1, 0.9, 1.0], "nf4": [2.0, 2.2, 1.9]}
+    r = bench.latency_rounds(t)
+    assert r.to_dict("list") == {"method": ["fp32"] * 3 + ["nf4"] * 3, "round": [0, 1, 2] * 2,
+                                 "latency_s": [1.1, 0.9, 1.0, 2.0, 2.2, 1.9]}
+    assert bench.latency_rounds(pd.DataFrame({"method": ["fp32"]})).empty     # compare without timing
+
+
+def test_fixed_length_decoding_for_the_timed_call():
+    from vlmid.compress.adapters import fixed_length
+
+    g = {"num_beams": 3, "max_length": 20, "min_length": 5}
+    assert fixed_length(g) == {"num_beams": 3, "max_length": 20, "min_length": 20} and g["min_length"] == 5
+    assert fixed_length({"max_new_tokens": 12, "do_sample": False}) == {"max_new_tokens": 12, "do_sample": False,
+                                                                         "min_new_tokens": 12}
 
 
 def _tiny_captioner(tmp_path, layers=2):
@@ -397,6 +391,70 @@ def test_compare_table_blip(tmp_path):
     assert df.loc["svd+int8", "stored_MB"] < df.loc["svd", "stored_MB"]
     assert df.loc["drop+ft", "size_ratio"] < 1.0
     assert (df["latency_s"] > 0).all() and (df["n_words"] >= 1).all()
+    rounds = bench.latency_rounds(df.reset_index())
+    assert sorted(rounds.method.unique()) == sorted(methods) and (rounds["round"] == 0).all()   # one round each
+    assert dict(zip(rounds.method, rounds.latency_s)) == df["latency_s"].to_dict()   # one round: its median
+
+
+def test_timed_call_decodes_to_the_longest_caption_whatever_the_model_says(tmp_path):
+    cap, _ = _tiny_captioner(tmp_path)
+    ims = _images(2)
+    ad = bench.CaptionerAdapter(cap, timing_images=ims)
+    seen = []
+    original = type(cap).generate
+
+    def spy(self, images, batch_size=64, progress=False, **overrides):
+        seen.append({**self.generation, **overrides})
+        return original(self, images, batch_size=batch_size, progress=progress, **overrides)
+
+    type(cap).generate = spy
+    try:
+        ad.timed_call()()
+    finally:
+        type(cap).generate = original
+    assert seen == [{"num_beams": 2, "max_length": 8, "min_length": 8}]
+    assert cap.generation["min_length"] == 2                           # the model's own settings are untouched
+
+
+def test_layer_drop_keeps_the_fine_tunes_checkpoint_and_rebuilds_it(tmp_path):
+    from vlmid.data.base import CaptionExample
+
+    cap, _ = _tiny_captioner(tmp_path, layers=3)
+    ims = _images(4)
+    ex = [CaptionExample(i, im, ["a red shirt on the left"] * 5) for i, im in enumerate(ims)]
+    ad = bench.CaptionerAdapter(cap, calib=ex, timing_images=ims[:2])
+    base_weights = {k: v.clone() for k, v in cap.model.state_dict().items()}
+    ft = bench.layer_drop(finetune_examples=ex, steps=3, lr=1e-2, batch_size=2, checkpoints=[1, 3, 5])(ad)
+    assert sorted(ft.notes["checkpoints"]) == [1] and len(ft.notes["finetune_losses"]) == 3   # only steps inside the run
+    early = bench.from_checkpoint(ad, ft, 1)
+    assert early.notes["step"] == 1 and early.notes["dropped"] == ft.notes["dropped"] == [1]
+    ours, theirs = early.model.state_dict(), ft.model.state_dict()
+    assert ours.keys() == theirs.keys()
+    moved = [k for k in ours if not torch.equal(ours[k], theirs[k])]
+    assert moved                                                      # step 1 is not step 3
+    assert all(torch.equal(cap.model.state_dict()[k], v) for k, v in base_weights.items())    # the base is untouched
+    ft.release()                                                      # compare on a GPU releases it: still rebuilt
+    again = bench.from_checkpoint(ad, ft, 1)
+    assert all(torch.equal(v, again.model.state_dict()[k]) for k, v in ours.items())
+
+
+def test_finetune_checkpoints_do_not_change_the_training(tmp_path):
+    import copy
+
+    from vlmid.compress import layerdrop
+    from vlmid.data.base import CaptionExample
+
+    cap, _ = _tiny_captioner(tmp_path)
+    ex = [CaptionExample(i, im, ["a red shirt on the left"] * 5) for i, im in enumerate(_images(4))]
+    twin = copy.deepcopy(cap)
+    torch.manual_seed(0)
+    plain = layerdrop.finetune(cap, ex, steps=3, lr=1e-2, batch_size=2, progress=False)
+    torch.manual_seed(0)
+    losses, saved = layerdrop.finetune(twin, ex, steps=3, lr=1e-2, batch_size=2, progress=False, checkpoints=[0, 2, 3])
+    assert losses == plain and sorted(saved) == [0, 2, 3]
+    assert all(torch.equal(v, saved[3][k]) for k, v in cap.model.state_dict().items())
+    with pytest.raises(ValueError, match="checkpoints"):
+        layerdrop.finetune(twin, ex, steps=3, checkpoints=[4])
 
 
 def test_compare_releasing_models_keeps_the_named_ones_and_every_score(tmp_path):

@@ -8,6 +8,7 @@ import pytest
 
 from vlmid.data import fashion_mnist as fm
 from vlmid.data import scenes
+from vlmid.data.coco import load_coco_karpathy
 
 
 def write_idx(path, array):
@@ -124,17 +125,14 @@ def test_karpathy_format_on_disk(tmp_path):
         assert (folder / im["filepath"] / im["filename"]).exists()
         assert len(im["sentences"]) == 5
         assert all(set(s) >= {"raw", "tokens"} and s["tokens"] for s in im["sentences"])
-    ex = scenes.read_karpathy(folder, "test")
+    ex = load_coco_karpathy(folder, "test", lazy=False)  # what load_scenes reads them with
     arrays = np.load(folder / "test.npz")["images"]
     assert len(ex) == 4 and ex[0].image.mode == "RGB" and ex[0].image.size == (64, 64)
     np.testing.assert_array_equal(np.asarray(ex[0].image), arrays[0])  # PNG is lossless
     assert ex[0].captions == [s["raw"] for s in imgs[6 + 2]["sentences"]]
-    try:  # the COCO loader of the paper profile reads the same folder
-        from vlmid.data.coco import load_coco_karpathy
-    except ImportError:
-        return
-    coco = load_coco_karpathy(folder, "test")
-    assert [e.captions for e in coco] == [e.captions for e in ex]
+    lazy = load_coco_karpathy(folder, "test")  # as the paper profile reads COCO: decoded on use
+    assert [e.captions for e in lazy] == [e.captions for e in ex]
+    assert np.array_equal(np.asarray(lazy[3].image), arrays[3])
 
 
 def test_zeroshot_set_is_centred_white_items():
@@ -294,7 +292,7 @@ def test_scene_items_match_the_karpathy_ids_and_captions(tmp_path, monkeypatch):
     folder = scenes.build_scenes(seed=0, smoke=True, sizes={"train": 6, "val": 2, "test": 4}, root=tmp_path)
     for split, first_id, n in (("train", 0, 6), ("val", 6, 2), ("test", 8, 4)):
         items = scenes.read_scene_items(folder, split)
-        ex = scenes.read_karpathy(folder, split)
+        ex = load_coco_karpathy(folder, split, lazy=False)
         assert list(items) == [e.image_id for e in ex] == list(range(first_id, first_id + n))  # one running counter
         _, _, true = scenes.generate_split(split, n, seed=0)
         assert list(items.values()) == [[(it.label, it.colour) for it in s] for s in true]

@@ -216,7 +216,7 @@ def test_cifar10_refuses_code_in_pickles(cifar):
 def test_real_splits_are_read_lazily_with_bounded_memory(coco, monkeypatch):
     """The paper loaders keep paths, not pixels: each .image decodes its file on use, images_of decodes
     one slice (one batch) at a time, and a file spoiled after listing fails with its name."""
-    import vlmid.data.coco as coco_mod
+    import vlmid.data.base as base
     from vlmid.data.base import StoredCaptionExample, images_of
 
     train = load_coco_karpathy(coco, "train")
@@ -226,8 +226,8 @@ def test_real_splits_are_read_lazily_with_bounded_memory(coco, monkeypatch):
     for lazy_e, eager_e in zip(train, eager):
         assert np.array_equal(np.asarray(lazy_e.image), np.asarray(eager_e.image))
     decoded = []
-    real = coco_mod.read_rgb
-    monkeypatch.setattr(coco_mod, "read_rgb", lambda path, max_side=None: decoded.append(path) or real(path, max_side))
+    real = base.read_rgb
+    monkeypatch.setattr(base, "read_rgb", lambda path, max_side=None: decoded.append(path) or real(path, max_side))
     images = images_of(train)
     assert len(images) == 2 and decoded == []          # nothing decoded until asked
     assert [im.size for im in images[:1]] == [(12, 10)] and len(decoded) == 1

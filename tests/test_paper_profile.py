@@ -123,9 +123,9 @@ def test_the_first_cell_lists_every_missing_input_at_once(paper_env, monkeypatch
     qwen = paper_env / "models" / "Qwen" / "Qwen2-VL-2B-Instruct"
     qwen.rename(paper_env / "qwen.away")
     try:
-        assert CompressionParams.from_namespace({"profile": "paper", "qwen2vl": False}).profile == "paper"
+        assert paper_inputs.params_from(CompressionParams, {"profile": "paper", "qwen2vl": False}).profile == "paper"
         with pytest.raises(FileNotFoundError, match="Qwen/Qwen2-VL-2B-Instruct"):   # asked for, not there
-            CompressionParams.from_namespace({"profile": "paper"})
+            paper_inputs.params_from(CompressionParams, {"profile": "paper"})
     finally:
         (paper_env / "qwen.away").rename(qwen)
     (paper_env / "data" / "cifar-10-batches-py" / "test_batch").rename(paper_env / "test_batch.away")
@@ -136,7 +136,7 @@ def test_the_first_cell_lists_every_missing_input_at_once(paper_env, monkeypatch
         assert "Salesforce/blip-image-captioning-base" in lines[0] and "VLMID_MODELS" in lines[0]
         assert "openai/clip-vit-base-patch16" in lines[1] and "test_batch" in lines[2]
         with pytest.raises(FileNotFoundError) as err:
-            PruningParams.from_namespace({"profile": "paper", "smoke": True})
+            paper_inputs.params_from(PruningParams, {"profile": "paper", "smoke": True})
         assert "blip-image-captioning-base" in str(err.value) and "CIFAR" not in str(err.value)  # only its own needs
     finally:
         (paper_env / "test_batch.away").rename(paper_env / "data" / "cifar-10-batches-py" / "test_batch")

@@ -35,11 +35,25 @@ def test_defaults_are_the_flickr8k_reports_setup():
     assert (p.image_size, p.patch_size, p.sample_ratio, p.epochs, p.batch_size, p.lr, p.default_keep) == \
         (112, 16, 0.4, 3, 16, 1e-3, 0.5)
     assert Flickr8kParams().keep_ratios is not p.keep_ratios      # no list shared between instances
+    assert p.n_seeds >= 3 and p.extra_seeds == [1, 2]            # three training seeds per arm: an interval, not one run
+    assert Flickr8kParams(seed=4).extra_seeds == [5, 6]            # never `seed` itself again
+
+
+def test_parameters_are_a_leaf_that_imports_no_science():
+    """vlmid.params.flickr8k imports only vlmid.params.base, vlmid.paths and vlmid.plan (read with ast)."""
+    import ast
+
+    from vlmid.paths import REPO_ROOT as root
+
+    tree = ast.parse((root / "vlmid" / "params" / "flickr8k.py").read_text(encoding="utf-8"))
+    imported = {("." * n.level) + (n.module or "") for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert imported <= {"__future__", "dataclasses", "typing", "math", "..paths", ".base", "..plan"}, imported
 
 
 def test_smoke_sizes():
     p = Flickr8kParams(smoke=True)
-    assert (p.epochs, p.keep_ratios, p.extra_seeds, p.depth, p.sample_ratio) == (2, [0.25, 0.5], [], 1, 1.0)
+    assert (p.epochs, p.keep_ratios, p.n_seeds, p.extra_seeds, p.depth, p.sample_ratio) == (2, [0.25, 0.5], 2, [1], 1, 1.0)
     assert (p.image_size, p.patch_size, p.batch_size, p.width, p.default_keep) == (112, 16, 16, 64, 0.5)
     assert Flickr8kParams(smoke=True).keep_ratios is not p.keep_ratios
 
@@ -66,7 +80,7 @@ def test_from_namespace_takes_only_its_fields():
     ("depth", 0), ("depth", 1.5),
     ("image_size", 100), ("image_size", 0),
     ("patch_size", 0), ("patch_size", 15),
-    ("width", 2), ("threads", 0), ("extra_seeds", [-1]), ("lr", 0.0), ("lr", -1e-3),
+    ("width", 2), ("threads", 0), ("n_seeds", 0), ("n_seeds", 1.5), ("lr", 0.0), ("lr", -1e-3),
     ("profile", "huge"), ("seed", -1),
 ])
 def test_a_bad_value_names_its_parameter(name, bad):
@@ -84,5 +98,5 @@ def test_the_notebook_builds_its_parameters_from_the_dataclass():
     cells = json.loads(NOTEBOOK.read_text(encoding="utf-8"))["cells"]
     code = [c for c in cells if c["cell_type"] == "code"]
     second = "".join(code[1]["source"])
-    assert "Flickr8kParams.from_namespace(globals())" in second and "globals().update(P.namespace())" in second
+    assert "P = params_from(Flickr8kParams, globals())" in second and "globals().update(P.namespace())" in second
     assert "raise ValueError" not in second                       # the checks live in the dataclass now

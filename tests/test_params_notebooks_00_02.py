@@ -68,6 +68,7 @@ def test_intrinsic_dimension_params_defaults_and_smoke(capsys):
     assert (p.benchmark_sizes, p.benchmark_repeats, p.threads) == ([2000, 5000], 7, 1)
     s = IntrinsicDimensionParams(smoke=True)
     assert (s.n_points, s.n_bootstrap, s.benchmark_sizes, s.benchmark_repeats) == (64, 20, [400], 2)
+    assert (p.n_resamples, s.n_resamples) == (200, 20)
     s.benchmark_sizes.append(1)  # each instance has its own lists
     assert IntrinsicDimensionParams(smoke=True).benchmark_sizes == [400]
     assert IntrinsicDimensionParams().poolings == ["mean", "cls", "flatten"]
@@ -83,8 +84,9 @@ def test_intrinsic_dimension_params_defaults_and_smoke(capsys):
 
 def test_poolings_are_those_of_vlmid_id():
     from vlmid.id import POOLINGS as REAL
+    from vlmid.params.intrinsic_dimension import POOLINGS as CHECKED  # the parameters import no science
 
-    assert tuple(REAL) == POOLINGS
+    assert tuple(REAL) == POOLINGS == CHECKED
 
 
 def test_pruning_params_per_profile_defaults_and_smoke():
@@ -110,6 +112,7 @@ BAD = {  # (dataclass, parameter, bad value, more parameters)
            (IntrinsicDimensionParams, "batch_size", 0, {}), (IntrinsicDimensionParams, "pooling", "max", {}),
            (IntrinsicDimensionParams, "poolings", ["cls", "max"], {}),
            (IntrinsicDimensionParams, "n_bootstrap", -1, {}), (IntrinsicDimensionParams, "n_bootstrap", 10_001, {}),
+           (IntrinsicDimensionParams, "n_resamples", 19, {}), (IntrinsicDimensionParams, "n_resamples", 200.0, {}),
            (IntrinsicDimensionParams, "benchmark_sizes", [], {}), (IntrinsicDimensionParams, "benchmark_sizes", [99], {}),
            (IntrinsicDimensionParams, "benchmark_sizes", [2000, 50_001], {}),
            (IntrinsicDimensionParams, "benchmark_repeats", 0, {}), (IntrinsicDimensionParams, "benchmark_repeats", 51, {}),
@@ -150,7 +153,7 @@ def test_notebook_uses_its_dataclass(stem, cls_name):
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     assert "parameters" in code[0]["metadata"]["tags"]
     second = "".join(code[1]["source"])
-    assert f"P = {cls_name}.from_namespace(globals())" in second
+    assert f"P = params_from({cls_name}, globals())" in second
     assert "globals().update(P.namespace())" in second
     assert "raise ValueError" not in second
     assert all(c["outputs"] == [] and c["execution_count"] is None for c in code)

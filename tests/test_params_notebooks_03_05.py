@@ -26,10 +26,10 @@ SMOKE_03 = dict(DEFAULTS_03, smoke=True, keeps=[1.0, 0.5], search_keeps=[], loo_
                 batch_size=16, repeats=2, warmup=1, scales=[1.0, 2.0], scaling_batch=4, lowrank_ranks=[4, 8])
 DEFAULTS_05 = dict(profile="tiny", seed=0, smoke=False, results_dir=None, device="auto",
                    n_test=200, n_train=1000, n_calib=128, energies=[0.9, 0.8, 0.6, 0.5], mid_energy=0.8,
-                   keep_last_dense=1, finetune_steps=60, finetune_lr=3e-5, finetune_batch=32, n_zeroshot=500,
-                   latency_batch=8, latency_repeats=3, threads=1, qwen2vl=None)
+                   keep_last_dense=1, finetune_steps=120, finetune_lr=3e-5, finetune_batch=32, n_zeroshot=500,
+                   latency_batch=8, latency_repeats=6, threads=1, qwen2vl=None)
 SMOKE_05 = dict(DEFAULTS_05, smoke=True, n_test=12, n_train=24, n_calib=8, n_zeroshot=40, energies=[0.6],
-                mid_energy=0.6, finetune_steps=2, finetune_batch=4, latency_batch=2, latency_repeats=1)
+                mid_energy=0.6, finetune_steps=2, finetune_batch=4, latency_batch=2, latency_repeats=2)
 
 
 def parameters_cell(name: str) -> dict:
@@ -79,6 +79,14 @@ def test_given_values_are_kept_and_checked_before_the_smoke_sizes():
     assert (c.n_test, c.n_train, c.n_calib, c.keep_last_dense, c.finetune_steps) == (12, 24, 8, 0, 2)
 
 
+def test_finetune_check_step_is_three_quarters_of_the_fine_tune():
+    assert CompressionParams().finetune_check_step == 90
+    assert CompressionParams(finetune_steps=60).finetune_check_step == 45
+    assert CompressionParams(smoke=True).finetune_check_step == 1       # smoke: 2 steps, kept after the first
+    assert CompressionParams(finetune_steps=1).finetune_check_step is None
+    assert CompressionParams(finetune_steps=0).finetune_check_step is None
+
+
 def test_n_calib_is_capped_by_n_train():
     assert CompressionParams(n_train=100, n_calib=500).n_calib == 100
     assert CompressionParams(n_train=100, n_calib=50).n_calib == 50
@@ -126,6 +134,7 @@ BAD = [
     (CompressionParams, "n_zeroshot", -5),
     (CompressionParams, "latency_batch", 0),
     (CompressionParams, "latency_repeats", 0),
+    (CompressionParams, "latency_repeats", 1),   # the speed claims need an interval of the median: 2 rounds at least
     (CompressionParams, "threads", 0),
     (CompressionParams, "finetune_batch", 1.5),
     (CompressionParams, "finetune_steps", -1),
@@ -156,7 +165,7 @@ def test_the_notebooks_use_their_dataclass():
         code = [c for c in nb["cells"] if c["cell_type"] == "code"]
         setup = "".join(code[1]["source"])
         assert f"from vlmid.params.{module} import {cls.__name__}" in setup
-        assert f"P = {cls.__name__}.from_namespace(globals())" in setup
+        assert f"P = params_from({cls.__name__}, globals())" in setup
         assert "globals().update(P.namespace())" in setup
         assert "check_fraction" not in setup and "if smoke" not in setup
 
@@ -167,3 +176,26 @@ def test_qwen2vl_section_defaults_to_the_paper_profile_only():
     assert CompressionParams(profile="paper", device="cpu", qwen2vl=False).qwen2vl is False
     with pytest.raises(ValueError, match="qwen2vl=True needs profile='paper'"):
         CompressionParams(qwen2vl=True)
+
+
+def test_token_pruning_params_are_a_leaf():
+    """The parameters import no science: the work they imply is counted by the experiment (``plan(P)``)."""
+    import ast
+    import inspect
+
+    import vlmid.params.token_pruning as module
+
+    imported = {node.module for node in ast.walk(ast.parse(inspect.getsource(module)))
+                if isinstance(node, ast.ImportFrom) and node.level}
+    assert imported <= {"base", "paths", "plan"}, imported
+    assert not hasattr(TokenPruningParams, "plan")
+
+
+def test_notebook_03_calls_its_experiment_in_short_cells():
+    nb = json.loads((NOTEBOOKS / "03_clip_token_pruning.ipynb").read_text())
+    code = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    assert max(len(c.splitlines()) for c in code) <= 20
+    text = "\n".join(code)
+    assert "exp.plan(P)" in text and "tokens.study" not in text
+    assert "headline = out.metrics(**exp.headline(" in text or "headline = out.metrics(exp.headline(" in text
+    assert 'claims.show("03", headline)' in text

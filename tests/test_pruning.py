@@ -8,10 +8,11 @@ import pytest
 import torch
 from torch import nn
 
+from vlmid.models.anatomy import module_group
 from vlmid.pruning import (METHODS, Masks, MagnitudeScorer, PlatonScorer, PruneConfig, TaylorScorer,
                            WandaScorer, allocate_sparsity, apply_id_prior, cubic_keep_ratio, first_step_below,
                            global_kth_value, global_masks, layer_scores, layer_units, layer_utility,
-                           layerwise_masks, linear_group, load_linear_ids, magnitude_score, make_scorer,
+                           layerwise_masks, load_linear_ids, magnitude_score, make_scorer,
                            module_sparsities, platon_score, platon_update, prunable_linears,
                            prunable_weights, prune_finetune, rowwise_masks, sparsity_report, taylor_score,
                            wanda_masks, wanda_score)
@@ -349,8 +350,8 @@ def test_blip_embeddings_norms_and_lm_head_never_pruned():
     linears = prunable_linears(model)
     assert len(linears) == 2 * 4 + 2 * 10  # 4 per vision block, 10 per text block (6 language + 4 fusion)
     assert not any("cls." in n or "embed" in n for n in linears)
-    assert {linear_group(n) for n in linears} == {"vision", "language", "fusion"}
-    assert sum(linear_group(n) == "fusion" for n in linears) == 8
+    assert {module_group(n) for n in linears} == {"vision", "language", "fusion"}
+    assert sum(module_group(n) == "fusion" for n in linears) == 8
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     weights = {n: m.weight for n, m in linears.items()}
     Masks(weights).update(global_masks({n: w.abs() for n, w in weights.items()}, 0.8))

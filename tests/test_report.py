@@ -18,8 +18,18 @@ M00 = {"blip_cider": 1.3125, "blip_bleu4": 0.3412, "clip_zeroshot_top1": 0.8525,
 M01 = {"twonn_rel_diff_vs_skdim": 0.0004, "twonn_speedup_vs_skdim": 1.7, "twonn_speedup_ci_low": 1.5,
        "twonn_speedup_ci_high": 1.9, "twonn_speedup_ci_coverage": 0.984, "id_vision_max": 41.5,
        "id_language_max": 12.25, "id_fusion_max": 20.0, "id_vision_mean": 30.0,
-       "id_language_mean": 9.0, "id_fusion_mean": 15.0, "id_vision_shape": "hunchback",
-       "id_language_shape": "rising", "id_fusion_shape": "flat"}
+       "id_language_mean": 9.0, "id_fusion_mean": 15.0, "pooling": "mean", "blip_vision_width": 128,
+       "blip_text_width": 128, "id_poolings": "mean",
+       "id_vision_minus_fusion_mean": 15.0, "id_vision_minus_fusion_mean_ci_low": 12.0,
+       "id_vision_minus_fusion_mean_ci_high": 18.0, "id_fusion_minus_language_mean": 6.0,
+       "id_fusion_minus_language_mean_ci_low": 4.0, "id_fusion_minus_language_mean_ci_high": 8.0,
+       "id_vision_hump_mean": 3.0, "id_vision_hump_mean_ci_low": 1.0, "id_vision_hump_mean_ci_high": 5.0,
+       "id_language_step_mean": 2.0, "id_language_step_mean_ci_low": 0.5, "id_language_step_mean_ci_high": 3.5,
+       "id_order_by_pooling": "mean: vision - fusion +15.00 [+12.00, +18.00], fusion - language +6.00 [+4.00, +8.00]",
+       "id_order_holds_under": "mean",
+       "id_shape_by_pooling": "mean: vision hunchback (layer 1 above both ends by +3.00 [+1.00, +5.00]), "
+                              "language not flat (layer 3 - 0: +2.00 [+0.50, +3.50])",
+       "id_shape_holds_under": "no pooling"}
 M02 = {"dense_cider": 1.3, "best_method_at_40": "platon + ID", "best_cider_retained_at_40": 0.991,
        "runner_up_at_40": "platon", "n_test": 500, "n_seeds_at_40": 2,
        "best_vs_98pct_dense_at_40": 0.014, "best_vs_98pct_dense_at_40_ci_low": 0.004,
@@ -72,9 +82,9 @@ def test_headline_verdicts_come_from_the_numbers(results):
     verdicts = rows_of(table)
     # the CLIP probe (45 % for the item class) is below the 82 % bar; captions, zero-shot and build time pass
     assert verdicts["00"] == ["target met", "target met", "target missed", "target met"]
-    # ordering vision > fusion > language holds; ranges hold; language is not flat; TwoNN is only 1.7x faster
-    # (1.5-1.9x in its interval: below 2x beyond the timing noise)
-    assert verdicts["01"] == ["reproduced", "reproduced", "not reproduced", "target missed"]
+    # ordering vision > fusion > language holds beyond the noise; the ranges cannot be tested in 128-wide
+    # towers; language is not flat; TwoNN is only 1.7x faster (1.5-1.9x: below 2x beyond the timing noise)
+    assert verdicts["01"] == ["reproduced", "not testable at this scale", "not reproduced", "target missed"]
     # 99.1 % kept beyond the noise; the ID prior hurt beyond it; language pruned keeps more; the absolute
     # COCO claim needs the paper profile
     assert verdicts["02"] == ["reproduced", "not reproduced", "reproduced", "not testable offline"]
@@ -82,7 +92,7 @@ def test_headline_verdicts_come_from_the_numbers(results):
     assert set(verdicts["05"]) == {"not measured"}
     # measured values are formatted from metrics.json, the anchors from the literature
     assert "garment F1 0.875, binding 0.800, count 0.990, all right in 60.0% of scenes; CIDEr-D 1.312" in table
-    assert "vision hunchback, language rising, fusion flat" in table and "85.2%" in table and "1,900,000" in table
+    assert "mean: vision hunchback" in table and "85.2%" in table and "1,900,000" in table
     assert "platon + ID: 99.1% of dense CIDEr-D 1.300" in table
     assert "-0.012 [-0.020, -0.004]" in table  # every comparison shows its effect and interval
     assert "CIDEr 1.333, BLEU-4 0.397" in table  # BLIP-base anchor, docs/methods.md §7
@@ -143,9 +153,14 @@ def test_null_written_by_the_notebook_is_a_finding_not_a_gap(tmp_path):
         "baseline_top1": 0.8, "naive_top1_keep_0.5": 0.12, "naive_speedup_keep_0.5": 1.6, "best_variant": None,
         "best_speedup_within_1pt": None, "best_flops_variant": None, "best_flops_ratio_within_1pt": None,
         "best_top1_change_within_1pt": None, "best_top1_change_within_1pt_ci_low": None,
-        "best_top1_change_within_1pt_ci_high": None, "n_eval": 2000})
+        "best_top1_change_within_1pt_ci_high": None, "n_eval": 2000,
+        "naive_top1_keep_1.0": 0.11, "naive_change_keep_1.0": -0.69, "naive_change_keep_1.0_ci_low": -0.71,
+        "naive_change_keep_1.0_ci_high": -0.67, "keep_cls_top1_keep_0.5": 0.6, "keep_cls_gain_keep_0.5": 0.48,
+        "keep_cls_gain_keep_0.5_ci_low": 0.45, "keep_cls_gain_keep_0.5_ci_high": 0.51,
+        "collapse_cause": "the summary token in place of the class token"})
     table = headline_table(root)
-    assert rows_of(table)["03"] == ["reproduced", "target missed"]
+    # the collapse is there, but naive pruning collapses at keep 1.0 too: dropping tokens is not its cause
+    assert rows_of(table)["03"] == ["reproduced", "not reproduced", "target missed"]
     assert "no variant stays within 1 point of the baseline" in table
 
 

@@ -203,17 +203,6 @@ def test_layer_ids_and_the_file_notebook_02_reads(tmp_path):
     assert list(pd.read_csv(folder / "linear_ids_blip.csv").columns[:4]) == ["module", "id", "n_points", "group"]
 
 
-def test_profile_shapes():
-    from vlmid.id import n_turns, profile_shape
-
-    assert profile_shape([20, 80, 120, 60], [18, 75, 110, 55], [22, 85, 130, 65]) == "hunchback"
-    assert profile_shape([10, 11, 10.5, 10.2], [8] * 4, [13] * 4) == "flat"  # range 1 < half-width 2.5
-    assert profile_shape([10, 20, 30]) == "rising" and profile_shape([30, 20, 10]) == "falling"
-    assert profile_shape([30, 10, 30]) == "irregular"
-    assert n_turns([1, 3, 1, 3, 1]) == 3 and n_turns([1, 2, 3]) == 0
-    assert n_turns([1, 1.1, 1.0, 1.1], noise=0.5) == 0
-
-
 def test_several_poolings_from_one_pass(clip):
     batches = make_batches(n=6, batch_size=3, seq=6)
     sites = block_sites(clip)
@@ -227,12 +216,13 @@ def test_several_poolings_from_one_pass(clip):
 
 def test_the_id_hooks_and_the_pruning_masks_group_every_linear_alike(blip):
     # one rule (vlmid.models.anatomy): notebook 02's ID prior per group must mean what notebook 01 measured
-    from vlmid.pruning import linear_block, linear_group, prunable_linears
+    from vlmid.models.anatomy import module_block, module_group
+    from vlmid.pruning import prunable_linears
 
     sites = {s.name: s for s in linear_sites(blip)}
     prunable = prunable_linears(blip)
     assert prunable and set(prunable) <= set(sites)
-    assert {n: linear_group(n) for n in prunable} == {n: sites[n].group for n in prunable}
-    assert {n: linear_block(n) for n in prunable} == {n: sites[n].layer for n in prunable}
-    assert linear_group("text_decoder.bert.encoder.layer.0.crossattention.output.dense") == "fusion"
-    assert linear_group("text_decoder.bert.encoder.layer.0.attention.self.query") == "language"
+    assert {n: module_group(n) for n in prunable} == {n: sites[n].group for n in prunable}
+    assert {n: module_block(n) for n in prunable} == {n: sites[n].layer for n in prunable}
+    assert module_group("text_decoder.bert.encoder.layer.0.crossattention.output.dense") == "fusion"
+    assert module_group("text_decoder.bert.encoder.layer.0.attention.self.query") == "language"

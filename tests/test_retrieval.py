@@ -59,6 +59,26 @@ def test_recall_constant_scores_are_never_rewarded():
     assert recall_at_k(perfect, owner)["i2t_R@1"] == 1.0 and recall_at_k(perfect, owner)["t2i_R@1"] == 1.0
 
 
+def test_per_image_recall_is_each_images_share_of_recall_both_ways():
+    """Unequal caption counts (2, 3, 1): image i scores (its i2t hit + its captions' t2i hits * I / C) / 2, and the
+    mean over images is the mean of the two recalls."""
+    from vlmid.retrieval import per_image_recall
+
+    owner = torch.tensor([0, 0, 1, 1, 1, 2])
+    sim = torch.tensor([[0.9, 0.1, 0.5, 0.2, 0.0, 0.3],    # image 0: its caption 0 is the best -> i2t hit
+                        [0.8, 0.1, 0.7, 0.6, 0.2, 0.1],    # image 1: caption 0 (image 0's) beats its best -> miss
+                        [0.1, 0.9, 0.2, 0.3, 0.4, 0.5]])   # image 2: caption 1 beats its only one -> miss
+    # text -> image at k=1: captions 0, 2, 3, 5 find their image first; 1 and 4 do not
+    assert per_image_recall(sim, owner, k=1).tolist() == pytest.approx([(1 + 1 * 3 / 6) / 2, (0 + 2 * 3 / 6) / 2,
+                                                                        (0 + 1 * 3 / 6) / 2])
+    r = recall_at_k(sim, owner, ks=(1,))
+    assert float(per_image_recall(sim, owner, k=1).mean()) == pytest.approx((r["i2t_R@1"] + r["t2i_R@1"]) / 2)
+    g = torch.Generator().manual_seed(2)
+    owner, sim = torch.arange(20).repeat_interleave(5), torch.randn(20, 100, generator=g).round(decimals=1)
+    r = recall_at_k(sim, owner, ks=(5,))
+    assert float(per_image_recall(sim, owner).mean()) == pytest.approx((r["i2t_R@5"] + r["t2i_R@5"]) / 2)
+
+
 def test_chance_recall():
     c = chance_recall(2, 5, ks=(1, 5))
     assert c["i2t_R@1"] == pytest.approx(0.5) and c["t2i_R@1"] == pytest.approx(0.5)
@@ -401,8 +421,8 @@ def test_data_tables_and_shared_captions():
 
 
 def test_result_tables_of_notebook_04():
-    from vlmid.retrieval import (chance_row, flops_table, paired_lossyness, retrieval_table, speed_table,
-                                 training_tables)
+    from vlmid.retrieval import (chance_row, flops_table, paired_lossyness, per_image_table, retrieval_table,
+                                 speed_table, training_tables)
 
     ex = _examples(6)
     vocab = build_vocab(c for e in ex for c in e.captions)
@@ -419,6 +439,9 @@ def test_result_tables_of_notebook_04():
     q = retrieval_table(runs, data, flops)
     assert q.model.tolist() == ["baseline", "keep 0.5"] and q.recall5.tolist() == ((q["i2t_R@5"] + q["t2i_R@5"]) / 2).tolist()
     assert q.flops_ratio.tolist() == flops.flops_ratio.tolist() and q.train_seconds.iloc[0] == sum(logs["baseline"].epoch_seconds)
+    items = per_image_table(runs, data)
+    assert items.groupby(["seed", "model"], sort=False).size().tolist() == [6, 6] and items.image.tolist()[:6] == list(range(6))
+    assert items.groupby("model", sort=False).recall5.mean().tolist() == pytest.approx(q.recall5.tolist(), abs=1e-6)
     c = chance_row(6, 5)
     assert c["seed"] == -1 and c["t2i_R@5"] == pytest.approx(5 / 6) and math.isnan(c["keep_ratio"])
     q["recall5"] = [0.5, 0.4]

@@ -1,5 +1,6 @@
 """vlmid.tokens: the pure selection/merging functions on hand-built tensors, and the
-patch on a tiny random CLIP (keep 1.0 == original, unpatch restores, token counts, CLS at 0)."""
+patch on a tiny random CLIP (keep 1.0 == original, unpatch restores, token counts, CLS at 0).
+Notebook 03's tables built on them are tests/test_experiment_token_pruning.py."""
 import pytest
 import torch
 
@@ -256,103 +257,6 @@ def test_pruning_cuts_flops(clip, pixels):
         half = count_flops(lambda: image_features(clip, pixels))
     # every per-token cost halves (33 of 65 tokens) and attention falls by about 4x
     assert 0.4 * base < half < 0.55 * base
-
-
-# ---------------------------------------------------------------- notebook 03's table helpers
-def test_best_within():
-    import pandas as pd
-
-    from vlmid.tokens import study
-
-    t = pd.DataFrame({"variant": ["baseline", "a", "b", "c", "d"], "speedup": [1.0, 1.2, 1.6, 2.0, 1.5],
-                      "flops_ratio": [1.0, 1.3, 1.7, 2.1, 1.9], "top1": [0.80, 0.80, 0.795, 0.30, 0.70]})
-    assert study.best_within(t, 0.80, 0.01)["variant"] == "b"
-    assert study.best_within(t, 0.80, 0.0)["variant"] == "a"
-    assert study.best_within(t, 0.90, 0.01) is None
-    # with the interval of the top-1 change, "within 1 point" must hold beyond the noise
-    t["change_ci_low"] = [0.0, -0.004, -0.012, -0.5, -0.11]
-    assert study.best_within(t, 0.80, 0.01)["variant"] == "a"   # b's interval reaches below -1 point
-
-
-def test_failure_analysis_recovered_and_lost():
-    import pandas as pd
-
-    from vlmid.tokens import study
-
-    acc = pd.DataFrame({"label": ["baseline", "naive", "naive", "fix_cls", "topk", "topk", "topk - cls", "evit"],
-                        "keep": [1.0, 1.0, 0.5, 0.5, 1.0, 0.5, 0.5, 0.5],
-                        "top1": [0.9, 0.2, 0.1, 0.4, 0.85, 0.8, 0.3, 0.7]})
-    fa = study.failure_analysis(acc, keeps=[0.5], loo_keeps=[0.5])
-    assert fa["label"].tolist() == ["naive", "fix_cls", "topk", "topk", "topk - cls"]
-    assert fa["panel"].tolist() == [study.SINGLE_FIX_PANEL] * 3 + [study.LEAVE_ONE_OUT_PANEL] * 2
-    assert fa.index.tolist() == [2, 3, 5, 5, 6]                    # acc's index, topk in both panels
-    assert fa["recovered"].round(6).tolist() == [0.0, 0.3, 0.7, 0.7, 0.2]
-    assert fa["lost_vs_topk"].round(6).tolist() == [0.7, 0.4, 0.0, 0.0, 0.5]
-    both = study.failure_analysis(acc, keeps=[0.5], loo_keeps=[1.0])
-    assert both.query("label == 'naive'")["keep"].tolist() == [1.0, 0.5]
-    assert both.query("label == 'topk'")["recovered"].round(6).tolist() == [0.65, 0.7, 0.65, 0.7]
-
-
-class _Bundle:
-    """The parts of a ClipBundle the study functions use, over pixel tensors."""
-
-    def __init__(self, model):
-        self.model = model
-
-    def pixel_values(self, images):
-        return torch.stack(list(images))
-
-    def text_inputs(self, texts):
-        ids = torch.tensor([[0] + [2 + sum(map(ord, w)) % 90 for w in t.split()][:6] + [1] for t in texts])
-        return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
-
-
-@pytest.fixture(scope="module")
-def zeroshot_set():
-    import numpy as np
-
-    from vlmid.data.base import ZeroShotSet
-
-    g = torch.Generator().manual_seed(3)
-    return ZeroShotSet(images=list(torch.randn(12, 3, IMAGE, IMAGE, generator=g)), labels=np.arange(12) % 3,
-                       classnames=["aa", "bb", "cc"], templates=["{} x"])
-
-
-def test_accuracy_grid_baseline_and_keep_one_agree(clip, zeroshot_set):
-    """A patched variant at keep 1.0 must score exactly what the unpatched model scores."""
-    from vlmid.tokens import study
-
-    acc = study.accuracy_grid(_Bundle(clip), zeroshot_set, study.grid([study.Spec("evit", "evit")], [1.0, 0.5]),
-                              progress=False)
-    assert acc["variant"].tolist() == ["baseline", "evit @ 1", "evit @ 0.5"]
-    assert acc.loc[1, "top1"] == acc.loc[0, "top1"]
-    assert acc.loc[2, "tokens_per_block"] == "65-65-34-19-11"
-
-
-def test_setup_from_bundle(clip, zeroshot_set):
-    from vlmid.tokens import study
-
-    bundle = _Bundle(clip)
-    bundle.image_size = IMAGE
-    s = study.Setup.from_bundle(bundle, zeroshot_set, batch_size=5)
-    assert s.tower is clip.vision_model and (s.n_layers, s.n_patches) == (N_LAYERS, N_PATCHES)
-    assert s.zs_pixels.shape == (12, 3, IMAGE, IMAGE) and torch.equal(s.zs_pixels, torch.stack(zeroshot_set.images))
-    assert torch.equal(s.pixels, s.zs_pixels[:5]) and not clip.training
-    assert s.describe("tiny", 1).startswith(f"tiny CLIP: {N_LAYERS} vision blocks, {N_PATCHES} patches + CLS at {IMAGE}px")
-    assert s.describe("tiny", 1).endswith("12 zero-shot images, 3 classes; timing on 1 thread(s)")
-
-
-def test_lowrank_projections_full_rank_matches_dense(clip, zeroshot_set):
-    from vlmid.metrics import zeroshot_top1
-    from vlmid.tokens import study
-
-    from vlmid.compress.projections import lowrank_projections
-
-    lr = lowrank_projections(_Bundle(clip), zeroshot_set, [16, 2], progress=False)  # projections 32 -> 16
-    assert lr["rank"].tolist() == ["full", 16, 2]
-    assert lr.loc[0, "top1"] == zeroshot_top1(_Bundle(clip), zeroshot_set)       # the cached towers change nothing
-    assert lr.loc[1, "top1"] == lr.loc[0, "top1"] and lr.loc[1, "rel_error_visual"] < 1e-5
-    assert lr.loc[2, "projection_params"] == 2 * 2 * (32 + 16) and lr.loc[2, "rel_error_text"] > 0.1
 
 
 @pytest.mark.parametrize("n_layers, blocks", [(1, (0,)), (2, (1,)), (3, (1, 2)), (4, (1, 2, 3)), (12, (3, 6, 9))])

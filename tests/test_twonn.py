@@ -7,8 +7,9 @@ import pytest
 import torch
 from scipy.spatial.distance import cdist
 
-from vlmid.id import TwoNN, bootstrap_dimension, nearest_two, twonn, twonn_fit, twonn_scaling
+from vlmid.id import TwoNN, bootstrap_dimension, nearest_k, nearest_two, twonn, twonn_fit, twonn_scaling
 from vlmid.id.benchmark import distance_matrix_only, subspace_gaussian
+from vlmid.id.twonn import distinct_rows
 
 torch.set_num_threads(1)
 
@@ -67,6 +68,19 @@ def test_neighbour_distances_exact_against_brute_force():
     b1, b2 = brute_r1_r2(X)
     np.testing.assert_allclose(r1, b1, rtol=1e-9)
     np.testing.assert_allclose(r2, b2, rtol=1e-9)
+
+
+def test_k_nearest_exact_against_brute_force():
+    X = subspace_gaussian(300, dim=40, intrinsic=6, seed=4) + 1000.0
+    dist, idx = nearest_k(X, 7, chunk_size=64)  # several strips
+    D = cdist(X, X)
+    np.fill_diagonal(D, np.inf)
+    np.testing.assert_allclose(dist, np.sort(D, axis=1)[:, :7], rtol=1e-9)
+    np.testing.assert_array_equal(idx, np.argsort(D, axis=1)[:, :7])
+    r1, r2 = nearest_two(X)  # the same search with k = 2
+    assert np.array_equal(r1, nearest_k(X, 2)[0][:, 0]) and np.array_equal(r2, nearest_k(X, 2)[0][:, 1])
+    with pytest.raises(ValueError, match="k=300"):
+        nearest_k(X, 300)
 
 
 def test_near_duplicates_keep_an_accurate_ratio():
@@ -157,12 +171,16 @@ def test_near_duplicates_within_the_tolerance_are_merged():
             ref = TwoNN().fit(Xn[est.kept_]).dimension_
             assert abs(est.dimension_ - ref) / ref < 1e-9
             assert TwoNN(duplicate_tol=0).fit(Xn).n_dropped_duplicates_ == 0  # exact duplicates only
+            # every row maps to the row kept in its place: its group's first row in input order
+            kept, *_, groups = distinct_rows(Xn, return_groups=True)
+            first = {g: i for i, g in reversed(list(enumerate(group)))}
+            assert np.array_equal(kept[groups], [first[g] for g in group])
         else:
             assert est.n_dropped_duplicates_ == 0 and est.n_used_ == 600 + src.size
 
 
 def test_pairs_within_matches_brute_force():
-    from vlmid.id.twonn import first_of_groups, pairs_within
+    from vlmid.id.twonn import first_of_groups, group_leaders, pairs_within
 
     rng = np.random.default_rng(24)
     X = 1000.0 + rng.standard_normal((120, 16))  # large offset: rounding of the expanded formula
@@ -176,6 +194,7 @@ def test_pairs_within_matches_brute_force():
     assert set(zip(a.tolist(), b.tolist())) == set(zip(ba.tolist(), bb.tolist()))
     keep = first_of_groups(4, np.array([3, 1]), np.array([1, 2]))  # chain 1-3, 1-2: keep 0 and 1
     assert keep.tolist() == [True, True, False, False]
+    assert group_leaders(4, np.array([3, 1]), np.array([1, 2])).tolist() == [0, 1, 1, 1]
 
 
 @pytest.mark.parametrize("tol", [-1e-6, math.nan, math.inf, "small"])

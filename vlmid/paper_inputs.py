@@ -104,3 +104,13 @@ def require(needs: Iterable[str]) -> None:
             f"this paper-profile run needs files that are not on this machine:\n{listed}\n"
             f"Nothing was computed. The README's section on the paper profile says where each goes; "
             f"the tiny profile (the default) needs none of them.")
+
+
+def params_from(cls, namespace):
+    """A notebook's first step: ``cls.from_namespace(namespace)`` (defaults, range checks, smoke sizes),
+    and for a paper run the check that every checkpoint and dataset it reads is on this machine: one
+    FileNotFoundError listing all that is missing and how to get each, before anything is computed."""
+    params = cls.from_namespace(namespace)
+    if params.profile == "paper":
+        require(params.paper_inputs())
+    return params

@@ -117,7 +117,7 @@ def paper_plans() -> list[tuple[str, Plan, float]]:
     from .params.intrinsic_dimension import IntrinsicDimensionParams
     from .params.pruning import PruningParams
     from .params.token_pruning import TokenPruningParams
-    from .pruning.plan import pruning_plan
+    from .experiments import pruning, token_pruning
 
     def on_gpu(cls):
         params = cls(profile="paper", device="cpu")
@@ -138,10 +138,10 @@ def paper_plans() -> list[tuple[str, Plan, float]]:
         ("00", on_gpu(BuildParams).plan(), peak_memory_gb([(blip, 4), (clip, 4)], infer=(blip, 64))),
         ("01", id_params.plan(len(block_sites(m["blip"])), len(block_sites(m["clip"])), len(linear_sites(m["blip"]))),
          peak_memory_gb([(blip, 4), (clip, 4)], infer=(blip, id_params.batch_size))),
-        ("02", pruning_plan(on_gpu(PruningParams), n_methods=9),
+        ("02", pruning.plan(on_gpu(PruningParams)),
          # + PLATON's two moving averages and a mask per prunable weight, and the dense copy every run restarts from
          peak_memory_gb([(blip, 4)], train=(blip, 16), extra_bytes=(4 + 4 + 1 + 4) * blip.params)),
-        ("03", on_gpu(TokenPruningParams).plan(), peak_memory_gb([(clip, 4)], infer=(clip, 256))),
+        ("03", token_pruning.plan(on_gpu(TokenPruningParams)), peak_memory_gb([(clip, 4)], infer=(clip, 256))),
         ("04", Flickr8kParams(profile="paper", device="cpu").plan(n_train=2400, n_test=400, n_models=5), 0.0),
         ("05", comp.plan(len(methods), len(clip_suite(comp, methods))),
          peak_memory_gb([(blip, blip_copies), (clip, 4.0 * 2), (qwen, 4.0 * 2)], train=(blip, 32),

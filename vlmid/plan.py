@@ -113,12 +113,4 @@ def model_rates(images, captions=None, cap=None, clip=None, train: bool = False)
     return rates
 
 
-def twonn_rate(n_points: int, dims: int, n_bootstrap: int, seed: int = 0) -> float:
-    """Seconds of one TwoNN fit (with ``n_bootstrap`` resamples) of ``n_points`` Gaussian points in ``dims``."""
-    from .id import TwoNN
-
-    points = torch.randn(n_points, dims, generator=torch.Generator().manual_seed(seed)).numpy()
-    return seconds_per_item(lambda: TwoNN(n_bootstrap=n_bootstrap, random_state=seed).fit(points), 1, warmup=0)
-
-
-__all__ = ["Work", "Plan", "seconds_per_item", "model_rates", "twonn_rate"]
+__all__ = ["Work", "Plan", "seconds_per_item", "model_rates"]

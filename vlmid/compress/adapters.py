@@ -96,10 +96,35 @@ class CaptionerAdapter(ModelAdapter):
         return self.bundle.loss(images, captions)
 
     def timed_call(self):
+        """Captioning the timing images at the longest length the decoding settings allow, whatever the
+        model would say: every method does the same work, so its time measures the model, not how long
+        its captions happen to be (a damaged model that stops early would look fast)."""
         images = list(self.timing_images or [])
         if not images:
             raise ValueError("CaptionerAdapter needs timing_images= to measure latency")
-        return lambda: self.bundle.generate(images, batch_size=len(images))
+        timed = _bundle_with_generation(self.bundle, fixed_length(self.generation))
+        return lambda: timed.generate(images, batch_size=len(images))
+
+
+def fixed_length(generation: dict) -> dict:
+    """Decoding settings whose captions are all as long as ``generation`` allows: the minimum length set to
+    the maximum (``min_length`` / ``min_new_tokens``, as the settings give it), everything else kept."""
+    g = dict(generation)
+    if "max_length" in g:
+        g["min_length"] = g["max_length"]
+    if "max_new_tokens" in g:
+        g["min_new_tokens"] = g["max_new_tokens"]
+    return g
+
+
+def _bundle_with_generation(bundle, generation: dict):
+    """A copy of ``bundle`` (same model) that decodes with ``generation``."""
+    if dataclasses.is_dataclass(bundle):
+        return dataclasses.replace(bundle, generation=generation)
+    import copy
+    new = copy.copy(bundle)
+    new.generation = generation
+    return new
 
 
 class ClipAdapter(ModelAdapter):

@@ -17,9 +17,10 @@ bytes (whole model, and the replaced layers against their fp32 bytes), latency (
 interleaved repeats, median) and every applicable benchmark, and returns one DataFrame.
 A new compression method or benchmark is one small function or class.
 
-Reading the table (notebook 05): ``method_family`` and ``pareto_table`` (the fronts of quality per
-byte and per second), ``svd_variants`` and ``paired_svd_table`` (plain against activation-aware SVD
-at equal size, with a paired bootstrap), and ``headline_metrics`` (the numbers of ``metrics.json``).
+Reading the table: ``method_family`` and ``pareto_table`` (the fronts of quality per byte and per
+second), ``latency_rounds`` (every timing round of every method), ``svd_variants`` and
+``paired_svd_table`` (plain against activation-aware SVD at equal size, with a paired bootstrap).
+Notebook 05's headline, and the rules its claims are decided by, are :mod:`vlmid.experiments.compression`'s.
 """
 from __future__ import annotations
 
@@ -29,25 +30,32 @@ from typing import Callable, Iterable
 from . import quantize
 from .adapters import CaptionerAdapter, ClipAdapter, ModelAdapter, Qwen2VLAdapter
 from .benchmarks import Benchmark, CaptionBenchmark, ZeroShotBenchmark
-from .methods import bf16, bnb, captioner_suite, chain, clip_suite, fine_tuned, fp32, int8_dynamic, layer_drop, svd
+from .methods import (bf16, bnb, captioner_suite, chain, clip_suite, fine_tuned, fp32, from_checkpoint, int8_dynamic,
+                      layer_drop, svd)
 
 __all__ = ["ModelAdapter", "CaptionerAdapter", "ClipAdapter", "Qwen2VLAdapter", "Benchmark",
            "CaptionBenchmark", "ZeroShotBenchmark", "fp32", "bf16", "int8_dynamic", "bnb",
-           "svd", "layer_drop", "fine_tuned", "chain", "captioner_suite", "clip_suite", "compare", "measure_latency", "method_family",
-           "pareto_table", "svd_variants", "paired_svd_table", "headline_metrics"]
+           "svd", "layer_drop", "from_checkpoint", "fine_tuned", "chain", "captioner_suite", "clip_suite", "compare", "time_rounds", "measure_latency",
+           "latency_rounds", "method_family", "pareto_table", "svd_variants", "paired_svd_table"]
 
 
 # ===================================================================== the loop
-def measure_latency(calls: dict[str, Callable], repeats: int = 5, warmup: int = 1,
-                    progress: bool = False, device=None) -> dict[str, float]:
-    """Median seconds per call: notebook 03's protocol (``vlmid.profiling.time_variants``): warm-up
-    rounds, then ``repeats`` rounds interleaved round-robin with a rotating start, so that
+def time_rounds(calls: dict[str, Callable], repeats: int = 5, warmup: int = 1,
+                progress: bool = False, device=None) -> dict[str, list[float]]:
+    """Seconds per call in each timing round: notebook 03's protocol (``vlmid.profiling.time_variants``):
+    warm-up rounds, then ``repeats`` rounds interleaved round-robin with a rotating start, so that
     contention on a shared machine hits every variant alike. On a CUDA ``device`` every call is
     timed between two synchronisations (kernels run asynchronously)."""
     from ..profiling import Variant, time_variants
 
-    times = time_variants([Variant(k, f) for k, f in calls.items()], repeats=repeats, warmup=warmup,
-                          progress=progress, device=device)
+    return time_variants([Variant(k, f) for k, f in calls.items()], repeats=repeats, warmup=warmup,
+                         progress=progress, device=device)
+
+
+def measure_latency(calls: dict[str, Callable], repeats: int = 5, warmup: int = 1,
+                    progress: bool = False, device=None) -> dict[str, float]:
+    """Median seconds per call over :func:`time_rounds`' rounds."""
+    times = time_rounds(calls, repeats=repeats, warmup=warmup, progress=progress, device=device)
     return {k: statistics.median(v) for k, v in times.items()}
 
 
@@ -56,7 +64,9 @@ def compare(base: ModelAdapter, methods: dict[str, Callable], benchmarks: list[B
             keep_models: bool | Iterable[str] = True):
     """One row per method: stored MB, size vs fp32, replaced layers' bytes vs their fp32 bytes,
     latency (median s), and the scores of every benchmark that applies.
-    With ``return_adapters``, also the dict name -> compressed adapter.
+    With ``return_adapters``, also the dict name -> compressed adapter. The seconds of every timing
+    round are kept in the table's ``attrs["latency_rounds"]`` ({method: [s, ...]}, read them with
+    :func:`latency_rounds`): a comparison of speeds needs the rounds' spread, not only their medians.
 
     ``keep_models``: True (on a CPU) keeps every compressed model alive until all are scored, then
     times them interleaved round-robin, so that contention on a shared machine hits every variant
@@ -71,7 +81,7 @@ def compare(base: ModelAdapter, methods: dict[str, Callable], benchmarks: list[B
     keep = set() if keep_all else set(keep_models or ())
     device = next(base.model.parameters()).device
     base_bytes = quantize.stored_bytes(base.model)
-    adapters, rows = {}, []
+    adapters, rows, rounds = {}, [], {}
     for name, method in tqdm(list(methods.items()), desc="methods", disable=not progress):
         ad = method(base)
         adapters[name] = ad
@@ -86,17 +96,18 @@ def compare(base: ModelAdapter, methods: dict[str, Callable], benchmarks: list[B
                 row.update(bench.score(ad))
         if not keep_all:
             if latency_repeats:
-                row["latency_s"] = measure_latency({name: ad.timed_call()}, repeats=latency_repeats,
-                                                   device=device)[name]
+                rounds[name] = time_rounds({name: ad.timed_call()}, repeats=latency_repeats, device=device)[name]
+                row["latency_s"] = statistics.median(rounds[name])
             if name not in keep and ad is not base:
                 ad.release()
                 _free_cached_memory()
         rows.append(row)
     if keep_all and latency_repeats:
-        lat = measure_latency({k: a.timed_call() for k, a in adapters.items()}, repeats=latency_repeats, device=device)
+        rounds = time_rounds({k: a.timed_call() for k, a in adapters.items()}, repeats=latency_repeats, device=device)
         for row in rows:
-            row["latency_s"] = lat[row["method"]]
+            row["latency_s"] = statistics.median(rounds[row["method"]])
     df = pd.DataFrame(rows)
+    df.attrs["latency_rounds"] = rounds
     return (df, adapters) if return_adapters else df
 
 
@@ -112,6 +123,16 @@ def _free_cached_memory() -> None:
 
 
 # ===================================================================== reading the table
+def latency_rounds(table):
+    """The seconds of every timing round of every method of ``compare``'s table, one row per method and
+    round (``method``, ``round``, ``latency_s``): within a round the methods ran one after another."""
+    import pandas as pd
+
+    return pd.DataFrame([{"method": m, "round": r, "latency_s": s}
+                         for m, secs in table.attrs.get("latency_rounds", {}).items() for r, s in enumerate(secs)],
+                        columns=["method", "round", "latency_s"])
+
+
 def method_family(m: str) -> str:
     """The kind of a method, for colours: 'svd whiten 0.85' -> 'svd whiten', 'bnb nf4' -> 'bitsandbytes',
     'layer drop + ft' -> 'layer drop', 'svd whiten 0.80 + int8' -> 'low rank + int8', 'fp32 + ft (control)' -> 'fp32'."""
@@ -166,67 +187,3 @@ def paired_svd_table(benchmark: CaptionBenchmark, adapters: dict, svd_rows, seed
                            "verdict": VERDICTS[d["verdict"]],
                            "nll_aware_minus_plain": by_method.at[aware, "nll"] - by_method.at[plain, "nll"]})
     return pd.DataFrame(paired)
-
-
-def headline_metrics(caption_table, clip_table, paired, svd_rows, mid_energy: float) -> dict:
-    """Notebook 05's headline numbers (its ``metrics.json``) from the caption and CLIP tables of ``compare``,
-    ``paired_svd_table`` and ``svd_variants``; ``mid_energy``: the low-rank size reported. The int8-dynamic
-    keys appear only when that method ran (CPU), the grounded ones only when the table has them (tiny profile)."""
-    def row(name, df=caption_table):
-        return df[df["method"] == name].iloc[0]
-
-    fp = row("fp32")
-    mid = f"{mid_energy:.2f}"
-    whiten = paired[paired.variant == "whiten"]
-    headline = {
-        "int8_bytes_ratio": row("bnb int8")["layers_ratio"], "nf4_bytes_ratio": row("bnb nf4")["layers_ratio"],
-        "int8_cider": row("bnb int8")["CIDEr"], "nf4_cider": row("bnb nf4")["CIDEr"], "fp32_cider": fp["CIDEr"],
-        "svd_plain_cider": row(f"svd plain {mid}")["CIDEr"], "svd_aware_cider": row(f"svd whiten {mid}")["CIDEr"],
-        "svd_asvd_cider": row(f"svd asvd {mid}")["CIDEr"], "svd_mid_energy": mid_energy,
-        "svd_mid_size_ratio": row(f"svd plain {mid}")["size_ratio"],
-        "svd_plain_nll": row(f"svd plain {mid}")["nll"], "svd_aware_nll": row(f"svd whiten {mid}")["nll"],
-        # at how many sizes whitening (SVD-LLM) is ahead of / behind plain SVD in CIDEr-D beyond the noise
-        # (paired bootstrap, 95 %), and at how many its reference NLL is lower
-        "svd_aware_wins": int((whiten.verdict == "ahead").sum()),
-        "svd_aware_losses": int((whiten.verdict == "behind").sum()),
-        "svd_aware_nll_wins": int((whiten.nll_aware_minus_plain < 0).sum()),
-        "svd_sizes": svd_rows.energy.nunique(),
-        "layerdrop_cider": row("layer drop + ft")["CIDEr"], "layerdrop_noft_cider": row("layer drop")["CIDEr"],
-        "fp32_ft_cider": row("fp32 + ft (control)")["CIDEr"],
-        "fp32_semantic": fp["semantic"], "fp32_nll": fp["nll"], "fp32_latency_s": fp["latency_s"],
-        "fp32_zeroshot": row("fp32", clip_table)["zeroshot_top1"], "nf4_zeroshot": row("bnb nf4", clip_table)["zeroshot_top1"],
-    }
-    if (caption_table["method"] == "int8 dynamic").any():
-        headline |= {"int8_dynamic_bytes_ratio": row("int8 dynamic")["layers_ratio"],
-                     "int8_dynamic_cider": row("int8 dynamic")["CIDEr"],
-                     "int8_dynamic_latency_ratio": row("int8 dynamic")["latency_s"] / fp["latency_s"]}
-    if "garment_f1" in caption_table:  # tiny profile only: garments read back from the captions (COCO has no labels)
-        headline |= {f"{k}_garment_f1": row(m)["garment_f1"] for k, m in (("fp32", "fp32"), ("int8", "bnb int8"), ("nf4", "bnb nf4"))}
-        headline["fp32_binding_acc"] = fp["binding_acc"]
-    return headline
-
-
-# the compressions the layer-drop claim is compared with (at the reported low-rank size)
-def _rivals(mid: str) -> tuple[str, ...]:
-    return ("bnb int8", "bnb nf4", f"svd plain {mid}", f"svd whiten {mid}")
-
-
-def compression_effects(benchmark: CaptionBenchmark, adapters: dict, caption_table, paired, mid_energy: float,
-                        seed: int = 0) -> dict:
-    """The effects notebook 05's claims are decided on, each with its paired-bootstrap 95 % interval over the
-    test scenes (:mod:`vlmid.uncertainty`): int8 minus 95 % of fp32 (does quantization keep the quality?),
-    layer drop + fine-tune minus the best of the other compressions, and whitened minus plain SVD at the
-    reported size. Keys ``<effect>``, ``<effect>_ci_low``, ``<effect>_ci_high``, plus ``best_other_method``."""
-    from ..uncertainty import paired_effect
-
-    mid = f"{mid_energy:.2f}"
-    per_image = lambda m: benchmark.per_image_cider(adapters[m])  # noqa: E731 (cached captions: no new decoding)
-    out = paired_effect(per_image("bnb int8"), per_image("fp32"), 0.95, seed=seed).as_dict("int8_vs_95pct_fp32")
-    cider = caption_table.set_index("method")["CIDEr"]
-    rival = max((m for m in _rivals(mid) if m in cider.index), key=lambda m: cider[m])
-    out |= paired_effect(per_image("layer drop + ft"), per_image(rival), seed=seed).as_dict("layerdrop_vs_best_other")
-    out["best_other_method"] = rival
-    at_mid = paired[(paired.variant == "whiten") & (paired.energy.round(2) == round(mid_energy, 2))].iloc[0]
-    out |= {"svd_aware_minus_plain": float(at_mid.CIDEr_aware_minus_plain),
-            "svd_aware_minus_plain_ci_low": float(at_mid.ci_low), "svd_aware_minus_plain_ci_high": float(at_mid.ci_high)}
-    return out

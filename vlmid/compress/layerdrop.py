@@ -106,14 +106,19 @@ def drop_layers(model: nn.Module, drop: Iterable[int], path: str | None = None) 
 
 
 def finetune(cap, examples, steps: int = 100, lr: float = 5e-4, batch_size: int = 32, seed: int = 0,
-             progress: bool = True) -> list[float]:
+             progress: bool = True, checkpoints: Iterable[int] = ()) -> list[float] | tuple[list[float], dict]:
     """Train all of ``cap.model`` for ``steps`` AdamW steps on ``cap.loss`` (batches of
     :func:`vlmid.data.caption_batches`, the sampler of every fine-tune here; cosine-decayed learning
     rate: a short heal of an already trained model, where notebook 02's runs hold theirs constant
-    between pruning steps); returns the loss per step. The model is left in eval mode."""
+    between pruning steps); returns the loss per step. The model is left in eval mode.
+
+    ``checkpoints``: steps after which a copy of the weights is kept (on the CPU); then the return is
+    ``(losses, {step: state_dict})``, so that a caller can score the fine-tune part-way (has it
+    converged?). Keeping them reads the weights only: the training itself is unchanged."""
     from tqdm.auto import tqdm
 
     from ..data.base import caption_batches
+    from ..optim import optimizer_step
 
     if steps < 0:
         raise ValueError(f"steps={steps!r} must be >= 0")
@@ -122,17 +127,23 @@ def finetune(cap, examples, steps: int = 100, lr: float = 5e-4, batch_size: int 
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
+    keep = sorted({int(k) for k in checkpoints})
+    if keep and (keep[0] < 0 or keep[-1] > steps):
+        raise ValueError(f"checkpoints={keep}: steps must lie in [0, {steps}]")
+    saved = {0: _cpu_state(model)} if 0 in keep else {}
     losses = []
     model.train()
     try:
-        for _ in tqdm(range(steps), desc="fine-tune", disable=not progress):
+        for step in tqdm(range(1, steps + 1), desc="fine-tune", disable=not progress):
             loss = cap.loss(*next(batches))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            sched.step()
+            optimizer_step(loss, opt, sched, clip_norm=1.0)
             losses.append(float(loss.detach()))
+            if step in keep:
+                saved[step] = _cpu_state(model)
     finally:
         model.eval()
-    return losses
+    return (losses, saved) if keep else losses
+
+
+def _cpu_state(model: nn.Module) -> dict:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}

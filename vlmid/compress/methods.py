@@ -52,18 +52,35 @@ def svd(energy: float | None = 0.8, method: str = "plain", skip=(), ranks_from: 
 
 
 def layer_drop(drop: Iterable[int] | None = None, finetune_examples=None, steps: int = 0,
-               lr: float = 5e-4, batch_size: int = 32, seed: int = 0, path: str | None = None) -> Callable:
-    """Drop decoder layers (default every second, keeping the last), then optionally fine-tune."""
+               lr: float = 5e-4, batch_size: int = 32, seed: int = 0, path: str | None = None,
+               checkpoints: Iterable[int] = ()) -> Callable:
+    """Drop decoder layers (default every second, keeping the last), then optionally fine-tune.
+    ``checkpoints``: fine-tune steps whose weights are kept in ``notes["checkpoints"]`` ({step: state dict};
+    :func:`from_checkpoint` makes an adapter of one), to see whether the fine-tune had converged."""
     def apply(ad):
         p = path or layerdrop.decoder_layers_path(ad.model)
         n = len(ad.model.get_submodule(p))
         idx = layerdrop.every_second(n) if drop is None else list(drop)
-        new = ad.with_model(layerdrop.drop_layers(ad.model, idx, p), layers=None, dropped=idx)
+        new = ad.with_model(layerdrop.drop_layers(ad.model, idx, p), layers=None, dropped=idx, path=p)
         if steps:
-            new.notes["finetune_losses"] = layerdrop.finetune(new.bundle, finetune_examples, steps, lr,
-                                                              batch_size, seed)
+            keep = [k for k in checkpoints if 0 < k < steps]
+            out = layerdrop.finetune(new.bundle, finetune_examples, steps, lr, batch_size, seed, checkpoints=keep)
+            new.notes["finetune_losses"], new.notes["checkpoints"] = out if keep else (out, {})
         return new
     return apply
+
+
+def from_checkpoint(base: ModelAdapter, dropped: ModelAdapter, step: int) -> ModelAdapter:
+    """The adapter of ``layer_drop``'s model as it was after ``step`` fine-tune steps: ``base`` (the model the
+    layers were dropped from) without those layers, with the weights kept at that step. Works after
+    ``dropped`` was released (``compare`` on a GPU)."""
+    notes = dropped.notes
+    model = layerdrop.drop_layers(base.model, notes["dropped"], notes.get("path"))
+    model.load_state_dict(notes["checkpoints"][step])
+    model.eval()
+    new = base.with_model(model, layers=None, **{k: v for k, v in notes.items() if k not in ("checkpoints",)})
+    new.notes["step"] = step
+    return new
 
 
 def fine_tuned(examples, steps: int, lr: float = 5e-4, batch_size: int = 32, seed: int = 0) -> Callable:
@@ -94,7 +111,8 @@ def captioner_suite(params, skip=(), train=()) -> dict[str, Callable]:
     """Notebook 05's methods for the captioner, by name, from its parameters
     (:class:`vlmid.params.compression.CompressionParams`): fp32, bf16, bitsandbytes int8 and nf4,
     plain / activation-aware / whitened SVD at every retained energy, every second decoder layer
-    dropped (with and without a fine-tune on ``train``), the fp32 fine-tune control, and on a CPU
+    dropped (with and without a fine-tune on ``train``, whose weights are kept at ``params.finetune_check_step``
+    too), the fp32 fine-tune control, and on a CPU
     torch.ao int8 and the whitened SVD chained with it (torch.ao has CPU kernels only). ``skip``:
     the Linears never factorized."""
     p, cpu = params, params.device == "cpu"
@@ -108,7 +126,8 @@ def captioner_suite(params, skip=(), train=()) -> dict[str, Callable]:
         methods[f"svd whiten {e:.2f}"] = svd(e, "whiten", skip, n_calib=p.n_calib)
     methods["layer drop"] = layer_drop()
     methods["layer drop + ft"] = layer_drop(finetune_examples=train, steps=p.finetune_steps, lr=p.finetune_lr,
-                                            batch_size=p.finetune_batch, seed=p.seed)
+                                            batch_size=p.finetune_batch, seed=p.seed,
+                                            checkpoints=[p.finetune_check_step] if p.finetune_check_step else [])
     methods["fp32 + ft (control)"] = fine_tuned(train, p.finetune_steps, lr=p.finetune_lr, batch_size=p.finetune_batch,
                                                 seed=p.seed)
     if cpu:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 
 @dataclass
@@ -35,8 +36,6 @@ class StoredCaptionExample(CaptionExample):
 
     @property
     def image(self):
-        from .coco import read_rgb
-
         im = read_rgb(self.path, self.max_side)
         if im is None:
             raise OSError(f"{self.path} could not be decoded (it was readable when the split was listed): "
@@ -45,6 +44,27 @@ class StoredCaptionExample(CaptionExample):
 
     def __repr__(self) -> str:
         return f"StoredCaptionExample(image_id={self.image_id!r}, path={str(self.path)!r}, {len(self.captions)} captions)"
+
+
+def read_rgb(path: Path, max_side: int | None = None) -> Image.Image | None:
+    """The image at ``path`` fully decoded as RGB, or None if it is missing or unreadable."""
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB")  # forces a full decode: truncated files fail here, not later
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+    if max_side and max(im.size) > max_side:
+        im.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
+    return im
+
+
+def image_readable(path: Path) -> bool:
+    """Whether ``path`` is an image file PIL can open (reads the header only, no pixels)."""
+    try:
+        with Image.open(path) as im:
+            return im.size[0] > 0 and im.size[1] > 0
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return False
 
 
 class _Images(Sequence):

@@ -28,9 +28,7 @@ import warnings
 from pathlib import Path
 from typing import Callable, Hashable
 
-from PIL import Image
-
-from .base import CaptionExample, StoredCaptionExample
+from .base import CaptionExample, StoredCaptionExample, image_readable, read_rgb
 
 COCO_SPLITS = ("train", "val", "test", "restval")
 HOW_TO_GET = ("Karpathy's split file comes in caption_datasets.zip "
@@ -48,27 +46,6 @@ class LoadedExamples(list):
     @property
     def skipped(self) -> int:
         return len(self.skipped_files)
-
-
-def read_rgb(path: Path, max_side: int | None = None) -> Image.Image | None:
-    """The image at ``path`` fully decoded as RGB, or None if it is missing or unreadable."""
-    try:
-        with Image.open(path) as im:
-            im = im.convert("RGB")  # forces a full decode: truncated files fail here, not later
-    except (OSError, ValueError, Image.DecompressionBombError):
-        return None
-    if max_side and max(im.size) > max_side:
-        im.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
-    return im
-
-
-def image_readable(path: Path) -> bool:
-    """Whether ``path`` is an image file PIL can open (reads the header only, no pixels)."""
-    try:
-        with Image.open(path) as im:
-            return im.size[0] > 0 and im.size[1] > 0
-    except (OSError, ValueError, Image.DecompressionBombError):
-        return False
 
 
 def caption_example(image_id, path: Path, captions: list[str], max_side: int | None, lazy: bool):

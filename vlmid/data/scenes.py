@@ -30,6 +30,7 @@ import numpy as np
 
 from ..paths import data_dir
 from .base import CaptionExample
+from .coco import load_coco_karpathy
 from .fashion_mnist import load_fashion_mnist
 
 CANVAS = 64
@@ -272,31 +273,17 @@ def build_scenes(seed: int = 0, smoke: bool = False, sizes: dict | None = None,
     return folder
 
 
-def read_karpathy(folder: str | os.PathLike, split: str, n: int | None = None) -> list[CaptionExample]:
-    """Minimal reader of a Karpathy-format folder (``dataset_coco.json`` + images): ``split`` in order."""
-    from PIL import Image
-
-    folder = Path(folder)
-    meta = json.loads((folder / "dataset_coco.json").read_text())
-    rows = [im for im in meta["images"] if im["split"] == split or (split == "train" and im["split"] == "restval")]
-    out = []
-    for im in rows[:n]:
-        with Image.open(folder / im["filepath"] / im["filename"]) as f:
-            img = f.convert("RGB")
-        out.append(CaptionExample(image_id=im["cocoid"], image=img, captions=[s["raw"] for s in im["sentences"]]))
-    return out
-
-
 def load_scenes(split: str = "test", n: int | None = None, seed: int = 0, smoke: bool = False) -> list[CaptionExample]:
-    """The captioned scenes of ``split`` (built on first use)."""
+    """The captioned scenes of ``split`` (built on first use), read by COCO's Karpathy-format loader
+    with every image decoded now (64 px each)."""
     if split not in ("train", "val", "test"):
         raise ValueError(f"split={split!r}: use 'train', 'val' or 'test'")
-    return read_karpathy(build_scenes(seed, smoke), split, n)
+    return load_coco_karpathy(build_scenes(seed, smoke), split, n, lazy=False)
 
 
 def read_scene_items(folder: str | os.PathLike, split: str, n: int | None = None) -> dict[int, list[tuple[int, str]]]:
     """{image_id: [(class index, colour), ...]}: the true items of each scene of ``split`` in ``folder``,
-    keyed by the ids :func:`read_karpathy` gives ``CaptionExample.image_id``, in its order.
+    keyed by the ids :func:`load_scenes` gives ``CaptionExample.image_id``, in its order.
 
     Read from ``<split>.npz`` (labels -1 / colour "" mark the empty slots of scenes with fewer than
     3 items); the ids from ``dataset_coco.json`` (one running counter over train, val, test)."""

@@ -99,36 +99,3 @@ def plot_profiles(table, ax, hue_order=None, title: str | None = None):
     if title:
         ax.set_title(title)
     return ax
-
-
-# --- reading a profile ---------------------------------------------------------------------------
-def profile_shape(ids, ci_low=None, ci_high=None) -> str:
-    """'flat', 'hunchback', 'rising', 'falling' or 'irregular' for IDs ordered by depth.
-
-    Differences count only beyond the noise: the mean half-width of the bootstrap intervals
-    (zero without intervals). Flat: the whole range is within it. Hunchback: an interior peak
-    above both ends by more than it. Rising / falling: the last layer above / below the first.
-    """
-    ids = np.asarray(ids, dtype=float)
-    noise = 0.0
-    if ci_low is not None and ci_high is not None:
-        half = (np.asarray(ci_high, dtype=float) - np.asarray(ci_low, dtype=float)) / 2
-        noise = float(np.nanmean(half)) if np.isfinite(half).any() else 0.0
-    if ids.size < 2 or ids.max() - ids.min() <= noise:
-        return "flat"
-    k = int(np.argmax(ids))
-    if 0 < k < ids.size - 1 and ids[k] - noise > max(ids[0], ids[-1]):
-        return "hunchback"
-    if ids[-1] - ids[0] > noise:
-        return "rising"
-    if ids[0] - ids[-1] > noise:
-        return "falling"
-    return "irregular"
-
-
-def n_turns(ids, noise: float = 0.0) -> int:
-    """How often the profile changes direction (ignoring steps smaller than ``noise``):
-    a periodic profile turns again and again; L layers allow at most L - 2 turns."""
-    steps = np.diff(np.asarray(ids, dtype=float))
-    signs = np.sign(steps[np.abs(steps) > noise])
-    return int(np.sum(signs[1:] != signs[:-1]))

@@ -169,8 +169,22 @@ def nearest_two(X, chunk_size: int | None = None, device=None,
 
 def _nearest_two(X, chunk_size, device, symmetric: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``nearest_two``'s (r1, r2), and the index of every row's nearest other row."""
+    dist, idx = nearest_k(X, 2, chunk_size, device, symmetric)
+    return dist[:, 0].copy(), dist[:, 1].copy(), idx[:, 0].copy()
+
+
+@torch.no_grad()
+def nearest_k(X, k: int, chunk_size: int | None = None, device=None,
+              symmetric: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Distances (float64, increasing) and indices of the ``k`` nearest other rows of every row: n x k each.
+
+    The search of ``nearest_two`` (which is ``k = 2``): float32 candidates, ``k + N_CANDIDATES - 2`` per
+    row, re-measured exactly as differences in float64.
+    """
     Xs = check_points(X)
     n = Xs.shape[0]
+    if not (isinstance(k, (int, np.integer)) and 1 <= k <= n - 1):
+        raise ValueError(f"k={k!r} must be a whole number in [1, {n - 1}] (the other rows of {n})")
     dev = _resolve_device(device)
     Xs = Xs.to(dev)
     block = int(chunk_size) if chunk_size is not None else default_block_size(n)
@@ -180,38 +194,45 @@ def _nearest_two(X, chunk_size, device, symmetric: bool = True) -> tuple[np.ndar
     # Centering changes no distance but shrinks |x|^2, hence the float32 cancellation error.
     X32 = Xs.to(torch.float32)
     X32 = X32 - X32.mean(dim=0, keepdim=True)
-    k = min(n - 1, N_CANDIDATES)
+    n_cand = min(n - 1, k + N_CANDIDATES - 2)
     # numpy's BLAS gets as many threads as torch is allowed (torch.set_num_threads governs both)
     with _blas_controller().limit(limits=torch.get_num_threads(), user_api="blas"):
-        cand = _candidates(X32, k, block, symmetric)
+        cand = _candidates(X32, n_cand, block, symmetric)
     del X32
-    r = torch.empty(n, 2, dtype=torch.float64, device=dev)
-    nearest = torch.empty(n, dtype=torch.long, device=dev)
-    for s0 in range(0, n, EXACT_ROWS):
-        s1 = min(n, s0 + EXACT_ROWS)
-        g = Xs[cand[s0:s1].reshape(-1)].to(torch.float64).view(s1 - s0, k, -1)
+    # rows re-measured at once: EXACT_ROWS with the usual candidates, fewer when there are more of them
+    rows = EXACT_ROWS if n_cand <= N_CANDIDATES else max(1, EXACT_ROWS * N_CANDIDATES // n_cand)
+    dist = torch.empty(n, k, dtype=torch.float64, device=dev)
+    idx = torch.empty(n, k, dtype=torch.long, device=dev)
+    for s0 in range(0, n, rows):
+        s1 = min(n, s0 + rows)
+        g = Xs[cand[s0:s1].reshape(-1)].to(torch.float64).view(s1 - s0, n_cand, -1)
         g -= Xs[s0:s1].to(torch.float64).unsqueeze(1)
         exact = g.mul_(g).sum(dim=2).sqrt_()
-        top = torch.topk(exact, 2, dim=1, largest=False, sorted=True)
-        r[s0:s1] = top.values
-        nearest[s0:s1] = torch.gather(cand[s0:s1], 1, top.indices[:, :1]).squeeze(1)
-    r = r.cpu().numpy()
-    return r[:, 0].copy(), r[:, 1].copy(), nearest.cpu().numpy()
+        top = torch.topk(exact, k, dim=1, largest=False, sorted=True)
+        dist[s0:s1] = top.values
+        idx[s0:s1] = torch.gather(cand[s0:s1], 1, top.indices)
+    return dist.cpu().numpy(), idx.cpu().numpy()
 
 
 # --- duplicates -------------------------------------------------------------------------------
 
-def first_occurrences(X: torch.Tensor) -> torch.Tensor:
+def first_occurrences(X: torch.Tensor, return_groups: bool = False):
     """Indices (increasing) of the first occurrence of every distinct row of ``X``.
 
     Rows are equal when equal in every coordinate (-0.0 == 0.0); ``X[first_occurrences(X)]`` are
-    the distinct rows in input order.
+    the distinct rows in input order. ``return_groups``: also, for every row, the position in those
+    indices of the first occurrence of its row.
     """
     n = X.shape[0]
     _, inverse = torch.unique(X, dim=0, return_inverse=True)
     first = torch.full((int(inverse.max()) + 1,), n, dtype=torch.long, device=X.device)
     first.scatter_reduce_(0, inverse, torch.arange(n, device=X.device), reduce="amin")
-    return torch.sort(first).values
+    ordered = torch.sort(first)
+    if not return_groups:
+        return ordered.values
+    rank = torch.empty_like(ordered.indices)
+    rank[ordered.indices] = torch.arange(rank.numel(), device=X.device)
+    return ordered.values, rank[inverse]
 
 
 def rms_spread(X: torch.Tensor, block: int = 4096) -> float:
@@ -261,9 +282,9 @@ def pairs_within(X: torch.Tensor, radius: float, max_block_elems: int = 2**22) -
     return a[close].cpu().numpy(), b[close].cpu().numpy()
 
 
-def first_of_groups(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Boolean mask of the rows to keep: of each connected component of the graph on ``n`` nodes
-    with edges (a, b), the smallest index."""
+def group_leaders(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """For each node of the graph on ``n`` nodes with edges (a, b), the smallest index of its
+    connected component (the row kept in its place)."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
@@ -271,9 +292,13 @@ def first_of_groups(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     _, label = connected_components(graph, directed=False)
     first = np.full(label.max() + 1, n)
     np.minimum.at(first, label, np.arange(n))
-    keep = np.zeros(n, dtype=bool)
-    keep[first] = True
-    return keep
+    return first[label]
+
+
+def first_of_groups(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Boolean mask of the rows to keep: of each connected component of the graph on ``n`` nodes
+    with edges (a, b), the smallest index."""
+    return group_leaders(n, a, b) == np.arange(n)
 
 
 def _check_duplicate_tol(duplicate_tol) -> float:
@@ -295,7 +320,8 @@ def _need_three(n_distinct: int, n_rows: int) -> None:
                          "data, or lower duplicate_tol if near-identical rows should count as different")
 
 
-def distinct_rows(X, duplicate_tol: float = 1e-6, chunk_size: int | None = None, device=None):
+def distinct_rows(X, duplicate_tol: float = 1e-6, chunk_size: int | None = None, device=None,
+                  return_groups: bool = False):
     """Remove duplicate rows of ``X`` and measure the neighbours of those that remain.
 
     Returns ``(kept, r1, r2, radius)``: the increasing indices of the rows kept (the first of each
@@ -303,28 +329,40 @@ def distinct_rows(X, duplicate_tol: float = 1e-6, chunk_size: int | None = None,
     chains included), their first / second neighbour distances among the kept rows (exactly
     ``nearest_two(X[kept])``), and the radius. Exact duplicates are removed before any distance is
     computed; near-duplicates show up as r1 <= radius, and the search is redone without them.
+    ``return_groups``: a fifth item, for every row of ``X`` the position in ``kept`` of the row
+    kept in its place (``X[kept[groups]]`` is ``X`` with every duplicate replaced by its group's first row).
     """
+    kept, groups, dist, _, radius = distinct_neighbours(X, 2, duplicate_tol, chunk_size, device)
+    r1, r2 = dist[:, 0].copy(), dist[:, 1].copy()
+    return (kept, r1, r2, radius, groups) if return_groups else (kept, r1, r2, radius)
+
+
+def distinct_neighbours(X, k: int = 2, duplicate_tol: float = 1e-6, chunk_size: int | None = None, device=None):
+    """``distinct_rows`` with the ``k`` nearest neighbours of every kept row among the kept rows:
+    ``(kept, groups, dist, idx, radius)``, ``dist`` and ``idx`` as ``nearest_k(X[kept], k)`` gives them."""
     tol = _check_duplicate_tol(duplicate_tol)
     Xs = check_points(X).to(_resolve_device(device))
     n = Xs.shape[0]
-    kept = first_occurrences(Xs)
+    kept, groups = first_occurrences(Xs, return_groups=True)
     _need_three(kept.numel(), n)
     Xu = Xs[kept] if kept.numel() < n else Xs
     radius = tol * rms_spread(Xu) if tol > 0 else 0.0
-    r1, r2, nearest = _nearest_two(Xu, chunk_size, device)
-    close = np.flatnonzero(r1 <= radius) if radius > 0 else np.empty(0, dtype=np.int64)
-    kept = kept.cpu().numpy()
+    dist, idx = nearest_k(Xu, min(k, kept.numel() - 1), chunk_size, device)
+    close = np.flatnonzero(dist[:, 0] <= radius) if radius > 0 else np.empty(0, dtype=np.int64)
+    kept, groups = kept.cpu().numpy(), groups.cpu().numpy()
     if close.size == 0:
-        return kept, r1, r2, radius
+        return kept, groups, dist, idx, radius
     # every row within the radius of another is flagged (or is the nearest of a flagged row)
-    flagged = np.union1d(close, nearest[close])
+    flagged = np.union1d(close, idx[close, 0])
     a, b = pairs_within(Xu[torch.as_tensor(flagged, device=Xu.device)], radius)
-    keep = np.ones(kept.size, dtype=bool)
-    keep[flagged] = first_of_groups(flagged.size, a, b)
+    leader = np.arange(kept.size)
+    leader[flagged] = flagged[group_leaders(flagged.size, a, b)]
+    keep = leader == np.arange(kept.size)
+    groups = (np.cumsum(keep) - 1)[leader[groups]]
     kept = kept[keep]
     _need_three(kept.size, n)
-    r1, r2 = nearest_two(Xs[torch.as_tensor(kept, device=Xs.device)], chunk_size, device)
-    return kept, r1, r2, radius
+    dist, idx = nearest_k(Xs[torch.as_tensor(kept, device=Xs.device)], min(k, kept.size - 1), chunk_size, device)
+    return kept, groups, dist, idx, radius
 
 
 def twonn_fit(mu, discard_fraction: float = 0.1) -> float:

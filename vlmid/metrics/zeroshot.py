@@ -17,7 +17,20 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..models.bundles import embedding_tensor
+
+def embedding_tensor(out) -> torch.Tensor:
+    """The embedding tensor, whether a model returns a tensor or a model-output object.
+
+    transformers 5.x ``CLIPModel.get_image_features`` returns a ``BaseModelOutputWithPooling``
+    whose ``pooler_output`` holds the *projected* embedding; 4.x returned the tensor itself.
+    """
+    if isinstance(out, torch.Tensor):
+        return out
+    for name in ("image_embeds", "text_embeds", "pooler_output"):
+        value = getattr(out, name, None)
+        if isinstance(value, torch.Tensor):
+            return value
+    raise TypeError(f"cannot find an embedding tensor in {type(out).__name__}")
 
 
 def _device(model) -> torch.device:

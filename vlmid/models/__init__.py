@@ -4,36 +4,24 @@
     clip = load_clip("tiny", seed=0)       # CLIPModel + image processor + tokenizer
 
 ``tiny``: small BLIP and CLIP trained by this repository on Fashion-MNIST scenes. By default
-the shipped ones in ``checkpoints/tiny-seed<N>/``, checked against their manifest's SHA-256
-(``vlmid.models.zoo``); ``$VLMID_MODEL_SOURCE=built`` uses the ones trained here in
-``data/models/`` instead, and a seed that ships none is trained here, announced first.
-``model_source(seed, smoke)`` says which. ``paper``: Salesforce/blip-image-captioning-base and
-openai/clip-vit-base-patch16 from ``$VLMID_MODELS`` or the Hugging Face cache, offline.
+the shipped ones in ``checkpoints/tiny-seed<N>/``, checked against their manifest's SHA-256;
+``$VLMID_MODEL_SOURCE=built`` uses the ones trained here in ``data/models/`` instead, and a seed
+that ships none is trained here, announced first. ``model_source(seed, smoke)`` says which
+(:mod:`vlmid.models.zoo`: where the models come from; :mod:`vlmid.models.build`: how they are
+trained). ``paper``: Salesforce/blip-image-captioning-base and openai/clip-vit-base-patch16 from
+``$VLMID_MODELS`` or the Hugging Face cache, offline.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 from ..paths import check_profile, resolve_device
-from .bundles import Captioner, ClipBundle
+from .bundles import Captioner, ClipBundle, load_tiny_captioner, load_tiny_clip
 from .paper import BLIP_ID, CLIP_ID, QWEN2VL_ID, ModelNotAvailable, load_paper_qwen2vl as load_qwen2vl, qwen2vl_path
+from .zoo import is_built, model_source, models_root, rebuild_notice, shipped_folder, verify
 
 __all__ = ["load_captioner", "load_clip", "Captioner", "ClipBundle", "ModelNotAvailable",
            "BLIP_ID", "CLIP_ID", "QWEN2VL_ID", "qwen2vl_path", "load_qwen2vl", "tiny_folder", "model_source"]
-
-
-def model_source(seed: int = 0, smoke: bool = False) -> str:
-    """Where ``tiny_folder(seed, smoke)`` takes the tiny models from: ``"shipped"``, ``"built"`` or ``"smoke"``.
-
-    smoke: the seconds-long test models, always built here. built: ``$VLMID_MODEL_SOURCE=built``,
-    or no shipped models for the seed. shipped: ``checkpoints/tiny-seed<N>/`` (the default)."""
-    from .zoo import requested_source, shipped_folder
-
-    if smoke:
-        return "smoke"
-    if requested_source() == "built":
-        return "built"
-    return "shipped" if shipped_folder(seed) is not None else "built"
 
 
 _ANNOUNCED: set = set()
@@ -44,9 +32,6 @@ def tiny_folder(seed: int = 0, smoke: bool = False, build_if_missing: bool = Tru
 
     Shipped models are verified against their manifest (once per process) and never trained.
     Built models are trained into ``data/models/`` if missing, after a message saying so."""
-    from .build import build, is_built, models_root
-    from .zoo import rebuild_notice, shipped_folder, verify
-
     source = model_source(seed, smoke)
     if source == "shipped":
         folder = shipped_folder(seed)
@@ -76,7 +61,9 @@ def tiny_folder(seed: int = 0, smoke: bool = False, build_if_missing: bool = Tru
                 else:
                     print(rebuild_notice(seed), flush=True)
                 _ANNOUNCED.add((seed, source))
-                build(seed, smoke)
+                from . import build  # training needs torch's trainers: imported only when it happens
+
+                build.build(seed, smoke)
     return models_root(seed, smoke)
 
 
@@ -89,13 +76,7 @@ def load_captioner(profile: str = "tiny", seed: int = 0, smoke: bool = False, de
     if profile == "paper":
         from .paper import load_paper_captioner
         return load_paper_captioner(device)
-    from transformers import BlipForConditionalGeneration, BlipProcessor
-
-    folder = Path(folder or tiny_folder(seed, smoke)) / "blip"
-    model = BlipForConditionalGeneration.from_pretrained(folder, local_files_only=True).eval().to(device)
-    proc = BlipProcessor.from_pretrained(folder, local_files_only=True)
-    return Captioner(model=model, processor=proc, prompt="",
-                     generation=dict(num_beams=3, max_length=20, min_length=5), profile="tiny")
+    return load_tiny_captioner(Path(folder or tiny_folder(seed, smoke)) / "blip", device)
 
 
 def load_clip(profile: str = "tiny", seed: int = 0, smoke: bool = False, device: str = "auto",
@@ -107,11 +88,4 @@ def load_clip(profile: str = "tiny", seed: int = 0, smoke: bool = False, device:
     if profile == "paper":
         from .paper import load_paper_clip
         return load_paper_clip(device)
-    from transformers import BertTokenizer, CLIPImageProcessorPil, CLIPModel
-
-    folder = Path(folder or tiny_folder(seed, smoke)) / "clip"
-    model = CLIPModel.from_pretrained(folder, local_files_only=True).eval().to(device)
-    ip = CLIPImageProcessorPil.from_pretrained(folder, local_files_only=True)
-    tok = BertTokenizer.from_pretrained(folder, local_files_only=True)
-    return ClipBundle(model=model, image_processor=ip, tokenizer=tok,
-                      image_size=int(model.config.vision_config.image_size), profile="tiny")
+    return load_tiny_clip(Path(folder or tiny_folder(seed, smoke)) / "clip", device)

@@ -1,7 +1,7 @@
 """Build (train and cache) the tiny BLIP and CLIP: ``python -m vlmid.models.build --seed 0``.
 
-Folder: ``data_dir()/models/tiny-seed<seed>/{blip,clip}/`` (``save_pretrained`` of model and
-processor/tokenizer) and ``build.json`` (seconds, steps, loss curves, parameter counts).
+Folder: ``data_dir()/models/tiny-seed<seed>/{blip,clip}/`` (:func:`vlmid.models.zoo.models_root`;
+``save_pretrained`` of model and processor/tokenizer) and ``build.json`` (seconds, steps, loss curves, parameter counts).
 Smoke mode trains a few steps on a small scene set into ``smoke-seed<seed>/`` in seconds:
 those models are for tests and smoke runs only, never for results.
 """
@@ -17,43 +17,24 @@ from pathlib import Path
 
 import numpy as np
 
-from ..paths import data_dir, seed_everything
+from ..paths import resolve_device, seed_everything
 from .train import TrainConfig
+from .zoo import is_built, models_root
 
-# The recipe (every number measured on the validation split or on the clock; the build's log keeps
-# the validation curve). Each model trains in its own process, one thread each, in two stages:
-#   1. vision pre-training: token labels + CLS garments (vlmid.models.pretrain) on freshly rendered
-#      scenes from the train photos. Measured (BLIP tower, 40k scenes, lr 2e-3, batch 64): single-item
-#      val accuracy 0.56 / 0.71 after 1000 / 2000 of 3000 steps with token labels, 0.55 / 0.63 at
-#      1500 steps with the CLS loss alone: token labels learn faster;
-#   2. the task (captioning / contrastive) with the pre-training loss kept on as an auxiliary term
-#      and the tower at half the learning rate.
-# A first full build with 5000 (BLIP) / 7000 (CLIP) pre-training steps on 80k scenes ended at val
-# accuracy 0.795 / 0.828, still rising, and on the test data garment F1 0.707, binding 0.668, count
-# 0.962, zero-shot 0.832, probes 0.750 / 0.765: below the floors for garments, hence the longer
-# schedules below (about 47 minutes wall on 2 cores). CLIP trains with eager attention: 0.21 s a
-# step against 0.36 with sdpa here (bf16 autocast, one thread, batch 64).
-# The models shipped before token dropping were built with 7500 / 9000 full-token pre-training steps in
-# 2502 s wall (AVX512): val accuracy 0.823 (BLIP) / 0.857 (CLIP), still rising; test garment F1 0.731,
-# binding 0.677, count 0.965, zero-shot 0.842, probes 0.797 / 0.805: zero-shot and count passed their
-# floors, the garment gates did not.
-# Token dropping (pretrain.TokenDrop): a scene holds a garment in about 17 of its 64 patches; showing the
-# tower the CLS, every garment patch and random background up to 24 tokens costs 0.084 s a step against
-# 0.184 with all 64 (BLIP tower, batch 64, bf16, one thread). In equal time (about 950 s, one core, 120k
-# scenes, cosine over each run's own length) single-item val accuracy reached 0.817 after 10,500 dropped
-# steps against 0.788 after 4,800 full ones, 0.598 / 0.715 / 0.770 / 0.818 against 0.450 / 0.638 /
-# 0.718 / 0.783 at 157 / 310 / 467 / 786 s. The dropped curve flattened at its end (0.818 -> 0.817), as
-# a tower tested on all 64 tokens but trained on 25 may, hence the last 900 steps on every token (FLIP's
-# unmasked tuning), and about twice the steps of the full-token schedule in the same time.
-# The first token-dropping build (16,000 / 18,000 steps, the last 900 on every token) took 2375 s wall
-# (AVX512, bf16): val accuracy 0.842 / 0.830 before the all-token steps, 0.861 / 0.861 after (BLIP /
-# CLIP), still rising; test garment F1 0.795, binding 0.767, count 0.979, zero-shot 0.869, probes 0.827
-# / 0.850: every gate but garment F1 (0.80) passed its floor. The all-token tail was the steepest part
-# of both curves (+0.019 / +0.031 in 900 steps), hence 2400 all-token steps, and BLIP's tower gets
-# CLIP's 18,000 steps. The shipped seed-0 models were built with these numbers in 2787 s wall (AVX512,
-# bf16): val accuracy 0.824 / 0.837 before the all-token steps, 0.860 / 0.866 after (BLIP / CLIP); test
-# garment F1 0.809, binding 0.783, count 0.977, zero-shot 0.868, probes 0.830 / 0.844: every floor met.
-# Before this recipe the tiny BLIP learned the colour shortcut: item-class probe 0.18, garment F1 0.14.
+# The recipe. Each model trains in its own process, one thread each (two cores, two trainers), in
+# two stages, as the real BLIP and CLIP start from a pretrained ViT:
+#   1. vision pre-training (vlmid.models.pretrain): token labels + the CLS garment on freshly rendered
+#      scenes from the train photos; per-patch labels learn faster than the CLS loss alone. The tower
+#      sees the CLS, every garment patch and random background up to `pretrain_keep_tokens` tokens
+#      (pretrain.TokenDrop: a scene holds a garment in about 17 of its 64 patches, so a step costs less
+#      than half and twice the steps fit in the same time); its last `pretrain_all_tokens_last` steps
+#      see every token (FLIP's unmasked tuning), since it is tested on all of them.
+#   2. the task (captioning / contrastive) with the pre-training loss kept on as an auxiliary term and
+#      the tower at half the learning rate: the task's cheapest signal, the colour words, would
+#      otherwise wash the garments out of the tower (without this recipe the tiny BLIP learned colour
+#      only).
+# Every number was chosen on the validation split or on the clock; docs/methods.md §10 tells
+# the builds that led to each, and the shipped models' manifest records the build itself.
 @dataclass(frozen=True)
 class Recipe:
     """Every number of the build (``build.json``'s ``hyperparameters``); ``FULL`` and ``SMOKE`` below."""
@@ -99,14 +80,6 @@ PRETRAIN_MIX = {"blip": dict(p_items=(0.4, 0.35, 0.25), white_p=0.1),
                 "clip": dict(p_items=(0.6, 0.25, 0.15), white_p=0.3)}
 
 
-def models_root(seed: int = 0, smoke: bool = False) -> Path:
-    return data_dir() / "models" / (f"smoke-seed{seed}" if smoke else f"tiny-seed{seed}")
-
-
-def is_built(seed: int = 0, smoke: bool = False) -> bool:
-    return (models_root(seed, smoke) / "build.json").exists()
-
-
 def bf16_helps() -> bool:
     """bf16 autocast speeds up CPU training only with native bf16 instructions; without them
     it was 10x slower here, so it is used only when the CPU has avx512_bf16 or AMX."""
@@ -134,8 +107,9 @@ def _train_part(part: str, seed: int, smoke: bool, hp: Recipe, progress: bool) -
     from transformers import BlipForConditionalGeneration, CLIPModel
 
     from ..data.scenes import _photo_pools, single_items
+    from ..profiling import n_parameters
     from .pretrain import labelled_scenes
-    from .tiny import TinyConfig, blip_config, blip_processor, clip_config, clip_image_processor, n_params
+    from .tiny import TinyConfig, blip_config, blip_processor, clip_config, clip_image_processor
     from .tokenizer import build_tokenizer
     from .train import pretrain_vision, train_blip, train_clip
 
@@ -173,7 +147,7 @@ def _train_part(part: str, seed: int, smoke: bool, hp: Recipe, progress: bool) -
         t_data = time.perf_counter() - t_data
         torch.manual_seed(seed + 1)
         model = CLIPModel(clip_config(tok, cfg))
-        model.set_attn_implementation("eager")  # faster here than sdpa (see the recipe's notes above)
+        model.set_attn_implementation("eager")  # faster here than sdpa (docs/methods.md §10)
         heads, log = pretrain_vision(model.vision_model, pre, hp.pretrain(part, seed, bf16, progress), val=val)
         del pre
         log.update(train_clip(model, tok, images, labels[pick], caps, hp.task(part, seed, bf16, progress), heads=heads))
@@ -181,7 +155,7 @@ def _train_part(part: str, seed: int, smoke: bool, hp: Recipe, progress: bool) -
         model.save_pretrained(folder / "clip")
         clip_image_processor(cfg).save_pretrained(folder / "clip")
         tok.save_pretrained(folder / "clip")
-    log["params"] = n_params(model)
+    log["params"] = n_parameters(model)
     log["data_seconds"] = t_data
     # CPU seconds of this trainer: on a busy machine the wall time says little, this is what it cost
     log["cpu_seconds"] = time.process_time() - cpu0
@@ -234,12 +208,13 @@ def build(seed: int = 0, smoke: bool = False, force: bool = False, progress: boo
     if measure:
         # the quality gates on the test data, as notebook 00 measures them, and on the small fixed
         # subset that the tests re-measure on shipped models (vlmid.models.quality)
-        from . import load_captioner, load_clip
         from . import quality
+        from .bundles import load_tiny_captioner, load_tiny_clip
 
         t1 = time.perf_counter()
-        cap = load_captioner("tiny", folder=folder)
-        clip = load_clip("tiny", folder=folder)
+        device = resolve_device("auto")
+        cap = load_tiny_captioner(folder / "blip", device)
+        clip = load_tiny_clip(folder / "clip", device)
         info["metrics"] = quality.measure(cap, clip, seed, smoke, **(quality.SMOKE if smoke else quality.FULL))
         info["subset_metrics"] = quality.measure(cap, clip, seed, smoke, cider=False,
                                                  **(quality.SMOKE if smoke else quality.SUBSET))

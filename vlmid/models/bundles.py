@@ -1,6 +1,7 @@
 """What a notebook gets back from ``load_captioner`` / ``load_clip``: the transformers model and
-processor plus the few conveniences every notebook needs (decoding settings, batching).
-``Qwen2VLBundle`` is the same for Qwen2-VL (paper profile, notebook 05)."""
+processor plus the few conveniences every notebook needs (decoding settings, batching), and how a
+tiny model folder becomes one (``load_tiny_captioner`` / ``load_tiny_clip``). ``Qwen2VLBundle`` is the
+same for Qwen2-VL (paper profile, notebook 05)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -8,6 +9,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..metrics.zeroshot import embedding_tensor
 from .tokenizer import detokenize
 
 
@@ -116,19 +118,26 @@ class ClipBundle:
         return embedding_tensor(self.model.get_text_features(**self.text_inputs(texts)))
 
 
-def embedding_tensor(out) -> torch.Tensor:
-    """The embedding tensor, whether a model returns a tensor or a model-output object.
+def load_tiny_captioner(folder, device: str = "cpu") -> Captioner:
+    """The tiny captioner saved in ``folder`` (a build's or zoo entry's ``blip/``), on ``device``, with
+    BLIP's decoding (beam 3, at most 20 tokens) and no prompt."""
+    from transformers import BlipForConditionalGeneration, BlipProcessor
 
-    transformers 5.x ``CLIPModel.get_image_features`` returns a ``BaseModelOutputWithPooling``
-    whose ``pooler_output`` holds the *projected* embedding; 4.x returned the tensor itself.
-    """
-    if isinstance(out, torch.Tensor):
-        return out
-    for name in ("image_embeds", "text_embeds", "pooler_output"):
-        value = getattr(out, name, None)
-        if isinstance(value, torch.Tensor):
-            return value
-    raise TypeError(f"cannot find an embedding tensor in {type(out).__name__}")
+    model = BlipForConditionalGeneration.from_pretrained(folder, local_files_only=True).eval().to(device)
+    proc = BlipProcessor.from_pretrained(folder, local_files_only=True)
+    return Captioner(model=model, processor=proc, prompt="",
+                     generation=dict(num_beams=3, max_length=20, min_length=5), profile="tiny")
+
+
+def load_tiny_clip(folder, device: str = "cpu") -> ClipBundle:
+    """The tiny CLIP saved in ``folder`` (a build's or zoo entry's ``clip/``), on ``device``."""
+    from transformers import BertTokenizer, CLIPImageProcessorPil, CLIPModel
+
+    model = CLIPModel.from_pretrained(folder, local_files_only=True).eval().to(device)
+    ip = CLIPImageProcessorPil.from_pretrained(folder, local_files_only=True)
+    tok = BertTokenizer.from_pretrained(folder, local_files_only=True)
+    return ClipBundle(model=model, image_processor=ip, tokenizer=tok,
+                      image_size=int(model.config.vision_config.image_size), profile="tiny")
 
 
 @dataclass

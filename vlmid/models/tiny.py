@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..profiling import n_parameters
 
 IMAGE_SIZE = 64
 # the same normalisation for both models: images are mostly black background
@@ -79,4 +78,3 @@ def to_pixels(images_uint8, mean=MEAN, std=STD):
     return (x - m) / s
 
 
-n_params = n_parameters  # the one parameter count (vlmid.profiling), under the name the build uses

@@ -6,8 +6,8 @@
    contrastive loss, with the pre-training loss kept on as an auxiliary term so that the task's
    cheapest signal (the colour words) does not wash the garments out of the tower.
 
-AdamW, warm-up + cosine schedule, bf16 autocast on CPU only where the CPU has native bf16 (else
-it is ~10x slower)."""
+AdamW, warm-up + cosine schedule, gradients clipped to norm 1 (:func:`vlmid.optim.optimizer_step`),
+bf16 autocast on CPU only where the CPU has native bf16 (else it is ~10x slower)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,6 +18,7 @@ import time
 import numpy as np
 import torch
 
+from ..optim import optimizer_step
 from .tiny import to_pixels
 
 
@@ -53,15 +54,6 @@ def _optimizer(params, lr, total, warmup, weight_decay=0.05):
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_lr(s, total, warmup))
     return opt, sched
-
-
-def _update(loss, opt, sched):
-    """One optimiser step on ``loss``, gradients clipped to norm 1, then the schedule's step."""
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], 1.0)
-    opt.step()
-    sched.step()
 
 
 def _autocast(bf16: bool):
@@ -111,7 +103,7 @@ def pretrain_vision(vision_model, data: dict, cfg: TrainConfig, val: dict | None
         dropping = drop is not None and step < steps - cfg.all_tokens_last
         with drop.subset(patch_labels[idx]) if dropping else nullcontext(patch_labels[idx]) as labels, _autocast(bf16):
             loss = heads.loss(vision_model(pixel_values=to_pixels(data["images"][idx])), labels, present[idx])
-        _update(loss, opt, sched)
+        optimizer_step(loss, opt, sched, clip_norm=1.0)
         if step % log_every == 0 or step == steps - 1:
             curve.append(("pretrain", step, loss.item()))
         if val is not None and (step + 1) % val_every == 0 or (val is not None and step == steps - 1):
@@ -165,7 +157,7 @@ def train_blip(model, tok, data: dict, cfg: TrainConfig, heads=None):
             total = loss
             if heads is not None and aux_weight:
                 total = loss + aux_weight * heads.loss(vis, patch_labels[idx], present[idx])
-        _update(total, opt, sched)
+        optimizer_step(total, opt, sched, clip_norm=1.0)
         if step % log_every == 0 or step == steps - 1:
             curve.append((step, loss.item()))  # the captioning loss alone
     model.eval()
@@ -206,7 +198,7 @@ def train_clip(model, tok, images: np.ndarray, labels: np.ndarray, captions: lis
             if heads is not None and aux_weight:
                 pooled = out.vision_model_output.pooler_output
                 total = loss + aux_weight * torch.nn.functional.cross_entropy(heads.cls(pooled).float(), y[idx])
-        _update(total, opt, sched)
+        optimizer_step(total, opt, sched, clip_norm=1.0)
         if step % log_every == 0 or step == steps - 1:
             curve.append(("clip", step, loss.item()))
     model.eval()

@@ -14,13 +14,14 @@ build (loss curves included, under ``"build"``), the quality metrics measured at
 the CPU capability and torch version of the machine that trained them, and the SHA-256 and
 size of every file under ``blip/`` and ``clip/``.
 
-Where models come from (``vlmid.models.tiny_folder``):
+Where models come from (:func:`model_source`; ``vlmid.models.tiny_folder`` returns the folder):
 
 - shipped (the default): ``checkpoints/tiny-seed<N>/``, checked against its manifest once per
   process (:func:`verify`). Nothing is trained. A mismatch stops with :class:`CheckpointError`.
 - built: ``$VLMID_MODEL_SOURCE=built``, or a seed with no shipped models: trained here into
-  ``data/models/tiny-seed<N>/`` (``python -m vlmid.models.build --seed N``). A build from nothing is
-  always announced first; it takes about :data:`REBUILD_MINUTES` minutes on 2 cores.
+  ``data/models/tiny-seed<N>/`` (:func:`models_root`; ``python -m vlmid.models.build --seed N``). A
+  build from nothing is always announced first, with the time the shipped models' build took
+  (:data:`REBUILD_MINUTES`, read from their manifest).
 - smoke: the seconds-long test models, always built here and never shipped.
 
 Models trained on another CPU (AVX2 vs AVX512) differ slightly from the shipped ones, and so
@@ -44,17 +45,27 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..paths import REPO_ROOT
+from ..paths import REPO_ROOT, data_dir
 
 # The repository's shipped checkpoints; $VLMID_CHECKPOINTS moves them (the tests use that).
 CHECKPOINTS = REPO_ROOT / "checkpoints"
-# How long training both tiny models from nothing takes on 2 cores, in minutes (said wherever a
-# build is announced). The lead engineer sets it from the current training recipe.
-REBUILD_MINUTES = 45
 MANIFEST = "manifest.json"
 PARTS = ("blip", "clip")
 SOURCES = ("shipped", "built")  # the values of $VLMID_MODEL_SOURCE
 FORMAT = 1  # manifest layout version
+
+
+def _shipped_build_minutes() -> int:
+    """Wall minutes of the build of the shipped seed-0 models (their manifest's ``build_seconds``): how
+    long training both tiny models from nothing takes on 2 cores, said wherever a build is announced."""
+    try:
+        manifest = json.loads((CHECKPOINTS / "tiny-seed0" / MANIFEST).read_text(encoding="utf-8"))
+        return round(manifest["build_seconds"] / 60)
+    except (OSError, ValueError, KeyError, TypeError):
+        return 60  # no shipped build to go by: the repository's target for a build from nothing
+
+
+REBUILD_MINUTES = _shipped_build_minutes()
 
 FIX = ("restore the shipped files with `git checkout -- checkpoints/`, or train the models from "
        "nothing with `bash run_all.sh --rebuild-models --seed {seed}` (about {minutes} minutes on 2 cores)")
@@ -91,6 +102,16 @@ def manifest_sha256(seed: int = 0, root: str | os.PathLike | None = None) -> str
     return None if folder is None else _sha256(folder / MANIFEST)
 
 
+def models_root(seed: int = 0, smoke: bool = False) -> Path:
+    """Where the models built here for ``seed`` live: ``data/models/tiny-seed<N>/`` (smoke: ``smoke-seed<N>/``)."""
+    return data_dir() / "models" / (f"smoke-seed{seed}" if smoke else f"tiny-seed{seed}")
+
+
+def is_built(seed: int = 0, smoke: bool = False) -> bool:
+    """Whether a complete build is in :func:`models_root` (its ``build.json`` is written last)."""
+    return (models_root(seed, smoke) / "build.json").exists()
+
+
 def requested_source() -> str:
     """``$VLMID_MODEL_SOURCE``: ``"shipped"`` (default, also when unset or empty) or ``"built"``."""
     value = os.environ.get("VLMID_MODEL_SOURCE", "").strip().lower() or "shipped"
@@ -100,11 +121,22 @@ def requested_source() -> str:
     return value
 
 
+def model_source(seed: int = 0, smoke: bool = False) -> str:
+    """Where ``vlmid.models.tiny_folder(seed, smoke)`` takes the tiny models from: ``"shipped"``,
+    ``"built"`` or ``"smoke"``.
+
+    smoke: the seconds-long test models, always built here. built: ``$VLMID_MODEL_SOURCE=built``,
+    or no shipped models for the seed. shipped: ``checkpoints/tiny-seed<N>/`` (the default)."""
+    if smoke:
+        return "smoke"
+    if requested_source() == "built":
+        return "built"
+    return "shipped" if shipped_folder(seed) is not None else "built"
+
+
 def rebuild_notice(seed: int, reason: str | None = None, now: bool = True) -> str:
     """What is printed before the tiny models of ``seed`` are trained from nothing (``now=False``:
     said ahead, e.g. by run_all.sh, of the first notebook that will train them)."""
-    from .build import models_root
-
     reason = reason or f"there are no shipped models for seed {seed} (in {checkpoints_root() / entry_name(seed)})"
     what = ("training the tiny BLIP and CLIP from nothing now" if now else
             "the first notebook that loads them (00) trains the tiny BLIP and CLIP from nothing")
@@ -299,14 +331,15 @@ def tiny_build_info(seed: int = 0, smoke: bool = False) -> dict:
     Shipped models: the manifest's copy, with ``"source": "shipped"`` and the manifest's
     ``metrics``, ``commit`` and ``host`` added; built or smoke models: ``build.json`` of their
     folder, with ``"source"``. Never trains: the models must be there (load them first)."""
-    from . import model_source, tiny_folder
-
     source = model_source(seed, smoke)
-    folder = tiny_folder(seed, smoke, build_if_missing=False)
     if source == "shipped":
+        folder = shipped_folder(seed)
         manifest = verify(folder)
         return {**manifest["build"], "source": source, "folder": str(folder), "metrics": manifest.get("metrics"),
                 "commit": manifest.get("commit"), "host": manifest.get("host")}
+    folder = models_root(seed, smoke)
+    if not is_built(seed, smoke):
+        raise FileNotFoundError(f"no tiny models in {folder}")
     info = json.loads((folder / "build.json").read_text(encoding="utf-8"))
     return {**info, "source": source, "folder": str(folder)}
 
@@ -323,9 +356,6 @@ def main(argv=None) -> int:
     root = checkpoints_root()
 
     if a.command == "which":
-        from . import model_source
-        from .build import is_built, models_root
-
         try:
             source = model_source(a.seed)
         except ValueError as exc:

@@ -75,14 +75,9 @@ class NotebookParams:
     @classmethod
     def from_namespace(cls, namespace: Mapping[str, Any]):
         """The dataclass from a notebook's globals (or any mapping): every field found there is taken.
-
-        This is a notebook's first step, so a paper run also checks here that every checkpoint and
-        dataset it reads is on this machine, and stops with one message listing what is missing."""
-        params = cls(**{f.name: namespace[f.name] for f in dataclasses.fields(cls) if f.name in namespace})
-        if params.profile == "paper":
-            from ..paper_inputs import require
-            require(params.paper_inputs())
-        return params
+        A notebook calls it through :func:`vlmid.paper_inputs.params_from`, which also checks that a
+        paper run's checkpoints and datasets are on this machine."""
+        return cls(**{f.name: namespace[f.name] for f in dataclasses.fields(cls) if f.name in namespace})
 
     def namespace(self) -> dict[str, Any]:
         """Field name -> value (shallow), for ``globals().update(...)`` in a notebook."""

@@ -1,4 +1,4 @@
-"""Notebook 01's parameters: points, poolings, bootstrap and the TwoNN benchmark."""
+"""Notebook 01's parameters: points, poolings, bootstraps and the TwoNN benchmark."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -7,10 +7,9 @@ from typing import ClassVar
 from .base import NotebookParams
 
 
-def _poolings() -> tuple[str, ...]:
-    from ..id import POOLINGS  # imported here: ``vlmid.id`` pulls in torch, the parameters need not
-
-    return POOLINGS
+# the poolings ``vlmid.id.pool`` knows (vlmid.id.POOLINGS; a test checks they agree): the parameters
+# import no science
+POOLINGS = ("cls", "mean", "flatten")
 
 
 @dataclass
@@ -22,17 +21,19 @@ class IntrinsicDimensionParams(NotebookParams):
     pooling: str = "mean"     # one vector per input for the profiles and the per-Linear IDs: "cls", "mean", "flatten"
     poolings: list[str] = field(default_factory=lambda: ["cls", "mean", "flatten"])  # compared on one figure
     n_bootstrap: int = 200    # bootstrap resamples of the ratios mu, for the confidence bands
+    n_resamples: int = 200    # resamples of the images, shared by all layers: intervals of ID differences
     benchmark_sizes: list[int] = field(default_factory=lambda: [2000, 5000])  # points (x 768 dims), TwoNN vs skdim
     benchmark_repeats: int = 7  # interleaved rounds; medians, and the speed-up's order-statistic interval (98 % at 7)
     threads: int = 1          # torch / BLAS threads (the machine is shared)
 
     # a run of seconds: few points, one small benchmark
     SMOKE: ClassVar[dict] = {"n_points": lambda n: min(n, 64), "n_bootstrap": lambda n: min(n, 20),
+                             "n_resamples": lambda n: min(n, 20),
                              "benchmark_sizes": lambda _: [400], "benchmark_repeats": 2}
     PAPER_SMOKE: ClassVar[dict] = {"n_points": lambda n: min(n, 32)}
 
     def check(self) -> None:
-        pools = _poolings()
+        pools = POOLINGS
         n_points, batch_size, n_bootstrap = self.n_points, self.batch_size, self.n_bootstrap
         benchmark_sizes, benchmark_repeats, threads = self.benchmark_sizes, self.benchmark_repeats, self.threads
         if not (isinstance(n_points, int) and n_points >= 20):
@@ -45,6 +46,9 @@ class IntrinsicDimensionParams(NotebookParams):
             raise ValueError(f"poolings={self.poolings!r} must be a list drawn from {pools}")
         if not (isinstance(n_bootstrap, int) and 0 <= n_bootstrap <= 10_000):
             raise ValueError(f"n_bootstrap={n_bootstrap!r} must be a whole number in [0, 10000]")
+        if not (isinstance(self.n_resamples, int) and 20 <= self.n_resamples <= 10_000):
+            raise ValueError(f"n_resamples={self.n_resamples!r} must be a whole number in [20, 10000] "
+                             "(a 95 % percentile interval needs a few tens of resamples)")
         if not (len(benchmark_sizes) >= 1 and all(isinstance(n, int) and 100 <= n <= 50_000 for n in benchmark_sizes)):
             raise ValueError(f"benchmark_sizes={benchmark_sizes!r} must be whole numbers in [100, 50000]")
         if not (isinstance(benchmark_repeats, int) and 1 <= benchmark_repeats <= 50):
@@ -63,6 +67,8 @@ class IntrinsicDimensionParams(NotebookParams):
             Work(self.n_points, "clip pass", "image-caption pairs through CLIP with hooks"),
             Work((blip_sites + clip_sites) * len(self.poolings), "twonn fit",
                  f"layer IDs: {blip_sites} BLIP + {clip_sites} CLIP sites x {len(self.poolings)} poolings"),
+            Work(blip_sites * len(self.poolings), "twonn fit",
+                 f"image resamples: neighbour lists of the BLIP sites (then {self.n_resamples} quick refits each)"),
             Work(blip_linears, "twonn fit", "per-Linear IDs of BLIP (the pruning prior of notebook 02)"),
             Work(5 * 2, "twonn fit", "scale analysis: 5 towers, halving subsets (about two full fits each)"),
             Work(len(self.benchmark_sizes) * self.benchmark_repeats * 3, "benchmark fit",

@@ -2,7 +2,8 @@
 
 The notebook's ``parameters`` cell stays plain (papermill overrides it); its second cell turns
 it into :class:`TokenPruningParams`, which checks the ranges, swaps in the smoke sizes and hands
-the values back as plain names.
+the values back as plain names. The work these values imply is
+:func:`vlmid.experiments.token_pruning.plan` (it counts the notebook's variants).
 """
 from __future__ import annotations
 
@@ -60,28 +61,6 @@ class TokenPruningParams(NotebookParams):
         if any(isinstance(r, bool) or int(r) != r or r < 1 for r in self.lowrank_ranks):
             raise ValueError(f"lowrank_ranks={self.lowrank_ranks!r}: each rank must be an integer >= 1")
         check_fraction("max_loss", self.max_loss, 0.0, 1.0)
-
-    def plan(self):
-        """This notebook's work (:class:`vlmid.plan.Plan`): the variants' zero-shot evaluations and timed
-        batches, the scaling study and Extension B, in images through CLIP's image encoder."""
-        from ..plan import Plan, Work
-        from ..tokens import study
-
-        timed = study.grid(study.REPORT_AND_SINGLE_FIXES + study.PUBLISHED, self.keeps) + \
-            study.grid(study.PUBLISHED, [k for k in self.search_keeps if k not in self.keeps])
-        evaluated = len(timed) + len(study.grid(study.LEAVE_ONE_OUT, self.loo_keeps)) + 1   # + the baseline
-        rounds = self.warmup + self.repeats + 2   # + one pass each for FLOPs and memory
-        scaled = sum(s * s for s in self.scales) * (len(study.PUBLISHED) + 2) * (2 + max(2, self.repeats // 2))
-        return Plan("03", (
-            Work(evaluated * self.n_eval, "clip image", f"zero-shot evaluations: {evaluated} variants x {self.n_eval} images"),
-            Work((len(timed) + 1) * rounds * self.batch_size, "clip image",
-                 f"timed batches: {len(timed) + 1} variants x {rounds} rounds x {self.batch_size} images "
-                 f"(on {self.threads} thread(s) on a CPU)"),
-            Work(round(scaled * self.scaling_batch), "clip image",
-                 f"scaling study at {self.scales} x the input size (counted in tokens: an image at 2x is 4 images)"),
-            Work(len(self.lowrank_ranks) * self.n_eval, "clip image",
-                 f"Extension B: {len(self.lowrank_ranks)} ranks x {self.n_eval} images"),
-        ))
 
 
 __all__ = ["TokenPruningParams"]

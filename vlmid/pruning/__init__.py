@@ -14,12 +14,12 @@
     from vlmid.pruning import PruneConfig, prune_finetune, sparsity_report
     run = prune_finetune(model, loss_fn, batches, PruneConfig(method="platon", id_prior=True), ids=ids)
 """
-from .finetune import (METHODS, PruneConfig, PruneJob, PruneRun, config_dict, per_layer_table,
+from .finetune import (METHODS, PruneConfig, PruneJob, PruneRun, config_dict, mask_rule, method_label, per_layer_table,
                        prune_captioner, prune_captioners, prune_finetune)
 from .layer_score import (allocate_sparsity, captioner_cider, fast_cider, layer_allocation, layer_scores, layer_units, layer_utility,
                           module_sparsities, unit_sizes)
 from .masks import (GROUPS, Masks, SparsityReport, global_kth_value, global_masks, layerwise_masks,
-                    linear_block, linear_group, prunable_linears, prunable_weights, rowwise_masks, sparsity_report,
+                    prunable_linears, prunable_weights, rowwise_masks, sparsity_report,
                     wanda_masks)
 from .schedule import cubic_keep_ratio, first_step_below
 from .scores import (MagnitudeScorer, PlatonScorer, TaylorScorer, WandaScorer, apply_id_prior, normalised_ids, gradient_score,
@@ -27,12 +27,13 @@ from .scores import (MagnitudeScorer, PlatonScorer, TaylorScorer, WandaScorer, a
 from ..id.profiles import load_linear_ids  # notebook 01's per-Linear IDs: owned by vlmid.id, re-exported here
 
 __all__ = [
-    "METHODS", "PruneConfig", "PruneJob", "PruneRun", "config_dict", "per_layer_table", "prune_captioner",
+    "METHODS", "PruneConfig", "PruneJob", "PruneRun", "config_dict", "mask_rule", "method_label", "per_layer_table",
+    "prune_captioner",
     "prune_captioners", "prune_finetune",
     "allocate_sparsity", "captioner_cider", "fast_cider", "layer_allocation", "layer_scores", "layer_units", "layer_utility", "module_sparsities",
     "unit_sizes",
     "GROUPS", "Masks", "SparsityReport", "global_kth_value", "global_masks", "layerwise_masks",
-    "linear_block", "linear_group", "prunable_linears", "prunable_weights", "rowwise_masks", "sparsity_report",
+    "prunable_linears", "prunable_weights", "rowwise_masks", "sparsity_report",
     "wanda_masks",
     "cubic_keep_ratio", "first_step_below",
     "MagnitudeScorer", "PlatonScorer", "TaylorScorer", "WandaScorer", "apply_id_prior", "normalised_ids", "gradient_score",

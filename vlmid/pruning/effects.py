@@ -9,19 +9,16 @@ scores are ``{(method, seed, sparsity): per-scene CIDEr-D}``, as notebook 02 col
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from ..uncertainty import Effect, bootstrap_mean, paired_effect
+from .finetune import method_label
 
 Scores = Mapping[tuple, np.ndarray]
-
-
-def with_prior(method: str) -> str:
-    """The label of ``method`` run with the ID prior (the tables' naming: ``magnitude + ID``)."""
-    return f"{method} + ID"
 
 
 def seeds_by_items(scores: Scores, method: str, seeds: Sequence[int], sparsity: float) -> np.ndarray:
@@ -34,7 +31,8 @@ def seeds_by_items(scores: Scores, method: str, seeds: Sequence[int], sparsity: 
 
 
 def prior_gains(scores: Scores, base_methods: Sequence[str], seeds: Sequence[int], sparsity: float,
-                mean_of: Sequence[str] | None = None, prior_label: Callable[[str], str] = with_prior,
+                mean_of: Sequence[str] | None = None,
+                prior_label: Callable[[str], str] = partial(method_label, id_prior=True),
                 seed: int = 0) -> pd.DataFrame:
     """The ID prior's effect on each base score (``<m> + ID`` minus ``<m>``), and their mean over
     ``mean_of`` (default: all ``base_methods``) as the row ``mean``: one row each with the effect,

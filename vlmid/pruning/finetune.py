@@ -10,8 +10,8 @@ row by row (:func:`~vlmid.pruning.masks.wanda_masks`; the ID prior sets each mat
 One schedule can serve several sparsities: when the pruned fraction first passes a
 *checkpoint* (e.g. 0.2, 0.4, 0.6, 0.8) the masks are set to exactly that sparsity, held for
 ``hold_steps`` steps of recovery, and ``on_checkpoint(sparsity, model)`` is called (e.g. to
-compute CIDEr); then the schedule goes on. That is how notebook 02 fits 4 sparsities of 7
-methods into a few minutes.
+compute CIDEr); then the schedule goes on. That is how notebook 02 scores every sparsity of a
+method in one run.
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from ..data.base import caption_batches
+from ..optim import optimizer_step
 from .masks import GROUPS, Masks, global_masks, layerwise_masks, prunable_linears, sparsity_report, wanda_masks
 from .schedule import cubic_keep_ratio
 from .scores import apply_id_prior, make_scorer
@@ -71,6 +72,11 @@ class PruneConfig:
         cubic_keep_ratio(0, self.total_steps, 1 - self.final_sparsity, self.initial_warmup, self.final_warmup)
         return self
 
+    @property
+    def label(self) -> str:
+        """The method's name in tables: :func:`method_label`."""
+        return method_label(self.method, self.id_prior)
+
 
 @dataclass
 class PruneRun:
@@ -78,6 +84,116 @@ class PruneRun:
     checkpoints: list = field(default_factory=list)   # one dict per checkpoint (sparsity, step, metrics...)
     reports: dict = field(default_factory=dict)       # {target sparsity: SparsityReport}
     history: pd.DataFrame | None = None               # step, loss, keep target, mask sparsity
+
+
+def method_label(method: str, id_prior: bool = False) -> str:
+    """The name of a pruning method in every table, figure and progress bar: ``magnitude``,
+    ``magnitude + ID`` (with the ID prior), ``layer score`` (the layer-level score, which holds the ID
+    already)."""
+    if method == "layer":
+        if id_prior:
+            raise ValueError("the layer score already contains the ID: it has no '+ ID' variant")
+        return "layer score"
+    return f"{method} + ID" if id_prior else method
+
+
+def mask_rule(cfg: PruneConfig, ids: Mapping[str, float] | None = None,
+              layer_allocation: Callable[[float], Mapping[str, float]] | None = None
+              ) -> Callable[[float, Mapping[str, torch.Tensor]], dict]:
+    """``(sparsity, scores) -> masks`` of the method in ``cfg``: one global threshold over the scores (times
+    the ID prior, if asked), Wanda's row-by-row masks, or the layer score's per-module sparsities."""
+    if cfg.id_prior and ids is None:
+        raise ValueError("id_prior=True needs ids={module name: ID} (notebook 01's linear_ids_blip.csv)")
+    if cfg.method == "layer" and layer_allocation is None:
+        raise ValueError("method='layer' needs layer_allocation (target sparsity -> per-module sparsities)")
+
+    def new_masks(sparsity: float, scores: Mapping[str, torch.Tensor]):
+        if cfg.method == "layer":
+            return layerwise_masks(scores, layer_allocation(sparsity), cfg.min_keep)
+        if cfg.method == "wanda":
+            return wanda_masks(scores, sparsity, ids if cfg.id_prior else None, cfg.min_keep)
+        if cfg.id_prior:
+            scores = apply_id_prior(scores, ids)
+        return global_masks(scores, sparsity, cfg.min_keep)
+    return new_masks
+
+
+@dataclass
+class _PruneLoop:
+    """One run's state: the masked model and its optimiser, the scorer, the checkpoints still ahead,
+    the sparsity the masks hold and the history of every step."""
+    model: nn.Module
+    loss_fn: Callable[[Any], torch.Tensor]
+    batches: Iterator
+    cfg: PruneConfig
+    opt: torch.optim.Optimizer       # with the masks attached: pruned weights stay zero through every step
+    masks: Masks
+    scorer: Any                      # make_scorer(...): observes every step's gradients (Wanda: inputs)
+    new_masks: Callable              # mask_rule(...)
+    on_checkpoint: Callable | None
+    run: PruneRun = field(init=False)
+    pending: list = field(init=False)   # checkpoint sparsities not reached yet, in order
+    history: list = field(init=False, default_factory=list)
+    current: float = field(init=False, default=0.0)   # the sparsity the masks hold now
+
+    def __post_init__(self):
+        self.run = PruneRun(config=self.cfg)
+        self.pending = sorted(self.cfg.checkpoints)
+
+    def train_step(self) -> float:
+        """Loss, backward, the scorer sees the gradients, clipping, AdamW (its hook re-applies the masks)."""
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cfg.bf16):
+            loss = self.loss_fn(next(self.batches))
+        optimizer_step(loss, self.opt, clip_norm=self.cfg.grad_clip, after_backward=self.scorer.observe)
+        return float(loss.detach())
+
+    def passed_checkpoint(self, keep: float) -> bool:
+        return bool(self.pending) and 1 - keep >= self.pending[0] - 1e-9
+
+    def checkpoint(self, target: float, step: int) -> None:
+        """At a checkpoint sparsity: ``hold_steps`` recovery steps, then the report and the evaluation."""
+        cfg, model = self.cfg, self.model
+        for _ in range(cfg.hold_steps):
+            self.history.append(dict(step=step, loss=self.train_step(), keep=1 - target, sparsity=target))
+        self.run.reports[target] = rep = sparsity_report(model, cfg.groups)
+        was_training = model.training
+        model.eval()
+        with _paused(self.scorer):  # Wanda: the evaluation's forward passes are not training activations
+            metrics = dict(self.on_checkpoint(target, model)) if self.on_checkpoint else {}
+        model.train(was_training)
+        self.run.checkpoints.append(dict(sparsity=target, step=step, actual_sparsity=rep.overall,
+                                         **{f"sparsity_{g}": v for g, v in rep.per_group.items()}, **metrics))
+
+    def prune_to(self, keep: float, step: int) -> None:
+        """A mask update: every checkpoint the schedule has passed, in order, then the schedule's sparsity."""
+        scores = self.scorer.scores()
+        while self.passed_checkpoint(keep):
+            target = self.pending.pop(0)
+            self.masks.update(self.new_masks(target, scores))
+            self.current = target
+            self.checkpoint(target, step)
+            if self.cfg.hold_steps:  # held steps moved the weights: fresh scores for what follows
+                scores = self.scorer.scores()
+        if 1 - keep > self.current + 1e-9:
+            self.masks.update(self.new_masks(1 - keep, scores))
+            self.current = 1 - keep
+
+    def follow_schedule(self, bar=None) -> None:
+        """Steps 1..T of the cubic schedule, a mask update every ``delta_t`` steps (and where the schedule
+        ends or passes a checkpoint); stops after the last checkpoint when the config says so."""
+        cfg = self.cfg
+        T, t_i, t_f = cfg.total_steps, cfg.initial_warmup, cfg.final_warmup
+        for step in range(1, T + 1):
+            loss = self.train_step()
+            keep = cubic_keep_ratio(step, T, 1 - cfg.final_sparsity, t_i, t_f)
+            if step >= t_i and (step % cfg.delta_t == 0 or step == T - t_f or self.passed_checkpoint(keep)):
+                self.prune_to(keep, step)
+            self.history.append(dict(step=step, loss=loss, keep=keep, sparsity=self.current))
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.3f}", sparsity=f"{self.current:.2f}")
+            if cfg.checkpoints and not self.pending and cfg.stop_after_last_checkpoint:
+                break
 
 
 def prune_finetune(model: nn.Module, loss_fn: Callable[[Any], torch.Tensor], batches: Iterator,
@@ -94,103 +210,32 @@ def prune_finetune(model: nn.Module, loss_fn: Callable[[Any], torch.Tensor], bat
     forward passes: its hooks are paused during ``on_checkpoint``.
     """
     cfg = config.validate()
-    if cfg.id_prior and ids is None:
-        raise ValueError("id_prior=True needs ids={module name: ID} (notebook 01's linear_ids_blip.csv)")
-    if cfg.method == "layer" and layer_allocation is None:
-        raise ValueError("method='layer' needs layer_allocation (target sparsity -> per-module sparsities)")
+    new_masks = mask_rule(cfg, ids, layer_allocation)
     linears = prunable_linears(model, cfg.groups)
     weights = {n: m.weight for n, m in linears.items()}
     masks = Masks(weights)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    masks.attach(opt)
-
-    def new_masks(sparsity: float, scores: Mapping[str, torch.Tensor]):
-        if cfg.method == "layer":
-            return layerwise_masks(scores, layer_allocation(sparsity), cfg.min_keep)
-        if cfg.method == "wanda":
-            return wanda_masks(scores, sparsity, ids if cfg.id_prior else None, cfg.min_keep)
-        if cfg.id_prior:
-            scores = apply_id_prior(scores, ids)
-        return global_masks(scores, sparsity, cfg.min_keep)
-
-    def train_step() -> float:
-        batch = next(batches)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-            loss = loss_fn(batch)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        scorer.observe()
-        if cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-        opt.step()  # the masks' post-step hook zeroes pruned weights again
-        return float(loss.detach())
-
-    run = PruneRun(config=cfg)
-    pending = sorted(cfg.checkpoints)
-    history = []
-    current = 0.0
-
-    def checkpoint(target: float, step: int) -> None:
-        """At a checkpoint sparsity: ``hold_steps`` recovery steps, then the report and the evaluation."""
-        for _ in range(cfg.hold_steps):
-            history.append(dict(step=step, loss=train_step(), keep=1 - target, sparsity=target))
-        run.reports[target] = rep = sparsity_report(model, cfg.groups)
-        was_training = model.training
-        model.eval()
-        with _paused(scorer):  # Wanda: the evaluation's forward passes are not training activations
-            metrics = dict(on_checkpoint(target, model)) if on_checkpoint else {}
-        model.train(was_training)
-        run.checkpoints.append(dict(sparsity=target, step=step, actual_sparsity=rep.overall,
-                                    **{f"sparsity_{g}": v for g, v in rep.per_group.items()}, **metrics))
-
-    def passed_checkpoint(keep: float) -> bool:
-        return bool(pending) and 1 - keep >= pending[0] - 1e-9
-
-    def prune_to(keep: float, step: int) -> None:
-        """A mask update: every checkpoint the schedule has passed, in order, then the schedule's sparsity."""
-        nonlocal current
-        scores = scorer.scores()
-        while passed_checkpoint(keep):
-            target = pending.pop(0)
-            masks.update(new_masks(target, scores))
-            current = target
-            checkpoint(target, step)
-            if cfg.hold_steps:  # held steps moved the weights: fresh scores for what follows
-                scores = scorer.scores()
-        if 1 - keep > current + 1e-9:
-            masks.update(new_masks(1 - keep, scores))
-            current = 1 - keep
-
-    T, t_i, t_f = cfg.total_steps, cfg.initial_warmup, cfg.final_warmup
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
+                            weight_decay=cfg.weight_decay)
+    masks.attach(opt)   # the masks' post-step hook zeroes pruned weights again
     bar = None
     if progress:
         from tqdm.auto import tqdm
-        bar = tqdm(total=T, desc=desc or f"{cfg.method}{'+ID' if cfg.id_prior else ''}", leave=False)
+        bar = tqdm(total=cfg.total_steps, desc=desc or cfg.label, leave=False)
     # built last, right before the try: Wanda's hooks must not outlive an error above
     scorer = make_scorer("magnitude" if cfg.method == "layer" else cfg.method, weights, modules=linears,
                          **({"beta1": cfg.beta1, "beta2": cfg.beta2} if cfg.method == "platon" else {}))
+    loop = _PruneLoop(model, loss_fn, batches, cfg, opt, masks, scorer, new_masks, on_checkpoint)
     model.train()
     try:
-        for step in range(1, T + 1):
-            loss = train_step()
-            keep = cubic_keep_ratio(step, T, 1 - cfg.final_sparsity, t_i, t_f)
-            if step >= t_i and (step % cfg.delta_t == 0 or step == T - t_f or passed_checkpoint(keep)):
-                prune_to(keep, step)
-            history.append(dict(step=step, loss=loss, keep=keep, sparsity=current))
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss:.3f}", sparsity=f"{current:.2f}")
-            if cfg.checkpoints and not pending and cfg.stop_after_last_checkpoint:
-                break
+        loop.follow_schedule(bar)
     finally:
         scorer.close()
         masks.detach()
         if bar is not None:
             bar.close()
         model.eval()
-    run.history = pd.DataFrame(history)
-    return run
+    loop.run.history = pd.DataFrame(loop.history)
+    return loop.run
 
 
 def _paused(scorer):
@@ -221,7 +266,7 @@ def prune_captioner(cap, train: Sequence, config: PruneConfig, dense_state: Mapp
         # numbers for the tables; per-item arrays (e.g. "per_image_cider") for the paired comparisons
         return {k: v for k, v in scores.items() if isinstance(v, (int, float, np.ndarray)) or v is None}
 
-    label = label or f"{config.method}{'+ID' if config.id_prior else ''}"
+    label = label or config.label
     run = prune_finetune(cap.model, lambda b: cap.loss(*b), caption_batches(train, batch_size, seed), config,
                          on_checkpoint=on_checkpoint, desc=f"{label} (seed {seed})", **kwargs)
     for c in run.checkpoints:

@@ -28,15 +28,15 @@ from torch import nn
 
 from ..data.base import images_of
 
-from .masks import linear_block, linear_group
+from ..models.anatomy import module_block, module_group
 
 
 def layer_units(names) -> dict[str, list[str]]:
     """``{unit: [module names]}`` with units named ``<group>.<block>`` (e.g. ``fusion.3``)."""
     units: dict[str, list[str]] = {}
     for n in names:
-        block = linear_block(n)
-        units.setdefault(f"{linear_group(n)}.{block if block is not None else 'x'}", []).append(n)
+        block = module_block(n)
+        units.setdefault(f"{module_group(n)}.{block if block is not None else 'x'}", []).append(n)
     return units
 
 

@@ -34,9 +34,7 @@ EXCLUDED_PREFIXES = (LM_HEAD,)
 
 
 # -- what is prunable --------------------------------------------------------------------
-# which tower a Linear belongs to, and its block: one rule for the ID hooks and the masks
-linear_group = module_group
-linear_block = module_block
+# which tower a Linear belongs to, and its block: vlmid.models.anatomy (one rule for the ID hooks and the masks)
 
 
 def prunable_linears(model: nn.Module, groups: Iterable[str] = GROUPS,
@@ -56,7 +54,7 @@ def prunable_linears(model: nn.Module, groups: Iterable[str] = GROUPS,
     for name, mod in model.named_modules():
         if not isinstance(mod, nn.Linear) or name.startswith(exclude):
             continue
-        if id(mod.weight) in embedding_weights or linear_group(name) not in groups:
+        if id(mod.weight) in embedding_weights or module_group(name) not in groups:
             continue
         out[name] = mod
     return out
@@ -310,7 +308,7 @@ def sparsity_report(model: nn.Module, groups: Iterable[str] = GROUPS) -> Sparsit
     for name, mod in prunable_linears(model, groups).items():
         w = mod.weight.detach()
         zeros = int((w == 0).sum())
-        rows.append(dict(module=name, group=linear_group(name), block=linear_block(name),
+        rows.append(dict(module=name, group=module_group(name), block=module_block(name),
                          numel=w.numel(), zeros=zeros, sparsity=zeros / w.numel()))
     df = pd.DataFrame(rows, columns=["module", "group", "block", "numel", "zeros", "sparsity"])
     tot = df["numel"].sum()

@@ -14,6 +14,14 @@ from ..plan import Plan, Work
 from .schedule import first_step_below
 
 
+def dense_finetune_steps(params) -> int:
+    """Optimiser steps of the dense fine-tune control: as many as a first-seed run takes to finish its 40 %
+    checkpoint (the schedule's steps to 40 % plus a hold at every checkpoint up to 40 %)."""
+    p = params
+    to_40 = first_step_below(1 - 0.4, p.total_steps, 1 - max(p.sparsities), p.initial_warmup, 0)
+    return to_40 + p.hold_steps * sum(s <= 0.4 for s in p.sparsities)
+
+
 def pruning_plan(params, n_methods: int, n_extra_runs_at_40: int = 3) -> Plan:
     """The plan of notebook 02 with ``params`` (:class:`vlmid.params.pruning.PruningParams`).
 
@@ -27,7 +35,7 @@ def pruning_plan(params, n_methods: int, n_extra_runs_at_40: int = 3) -> Plan:
     to_40 = first_step_below(0.6, p.total_steps, final_keep, p.initial_warmup, 0)
     short = to_40 + p.hold_steps
     n_short = n_methods * (p.n_seeds_at_40 - 1) + n_extra_runs_at_40 * p.n_seeds_at_40
-    control = to_40 + p.hold_steps * sum(s <= 0.4 for s in p.sparsities)
+    control = dense_finetune_steps(p)
     full = p.total_steps + p.hold_steps * len(p.sparsities)
     runs, evaluations = n_methods + n_short + 1, n_methods * len(p.sparsities) + n_short + 2
     return Plan("02", (Work(n_methods * full + n_short * short + control, "step",

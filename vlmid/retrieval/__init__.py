@@ -10,7 +10,8 @@
                        token selection and what it keeps, FLOPs predicted and counted, word ids
 - ``train``            data tensors, symmetric InfoNCE, round-robin training with per-epoch timing,
                        evaluation, lossy-ness, and notebook 04's tables of results
-- ``recall``           recall@k with several captions per image, and its chance level
+- ``recall``           recall@k with several captions per image, each image's share of it, and its
+                       chance level
 - ``flickr8k_report``  the Flickr8k report's numbers, its own two models, patch split, objective,
                        training, "test loss" and FLOPs accounting, rebuilt for the failure analysis
                        (where its -704 came from)
@@ -28,8 +29,8 @@ from .models import (RetrievalConfig, RetrievalModel, baseline_model, build_voca
                      encode_captions, flops_table, foreground_tokens, image_flops, keep_top_tokens, kept_mask,
                      kept_token_overlay, kept_token_table, make_models, n_kept, n_parameters, patchify,
                      predicted_image_flops, pruned_model, scorer_only_name, words)
-from .recall import chance_recall, image_to_text_ranks, recall_at_k, text_to_image_ranks
+from .recall import chance_recall, image_to_text_ranks, per_image_recall, recall_at_k, text_to_image_ranks
 from .train import (RetrievalSet, TrainLog, chance_row, contrastive_loss, data_table, embed, evaluate, fit,
-                    images_to_tensor, lossyness, make_set, paired_lossyness, retrieval_table, sample_examples,
-                    shared_caption_fraction, speed_table, step_seconds, time_image_encoders, train_step,
-                    training_tables)
+                    images_to_tensor, lossyness, make_set, paired_lossyness, per_image_table, retrieval_table,
+                    sample_examples, shared_caption_fraction, speed_table, step_seconds, time_image_encoders,
+                    train_step, training_tables)

@@ -33,6 +33,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..optim import optimizer_step
 from .models import check_keep_ratio, count_flops, keep_top_tokens, n_kept, patchify
 from .train import RetrievalSet, lossyness
 
@@ -122,9 +123,7 @@ def fit_report_model(model, data: RetrievalSet, epochs: int = 3, batch_size: int
             ids = data.text_ids[first[idx]]
             out = model(data.images[idx]) if image_only else model(data.images[idx], ids)
             loss = report_cosine_loss(out, ids)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            optimizer_step(loss, opt)
             losses.append(float(loss.detach()))
         epoch_loss.append(statistics.fmean(losses))
     model.eval()

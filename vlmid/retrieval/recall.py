@@ -59,6 +59,22 @@ def recall_at_k(sim, caption_image, ks=KS) -> dict[str, float]:
     return out
 
 
+def per_image_recall(sim, caption_image, k: int = 5) -> torch.Tensor:
+    """[n_images] each test image's share of recall@k averaged over the two directions: the items a
+    paired bootstrap resamples (:mod:`vlmid.uncertainty`).
+
+    Image i scores ``(hit_i2t + hits_t2i * I / C) / 2``: its own image -> text hit (0 or 1) and the
+    text -> image hits of its captions, weighted so that the mean over images is exactly
+    ``(i2t_R@k + t2i_R@k) / 2`` of :func:`recall_at_k` (with 5 captions per image: the mean of its
+    five captions' hits).
+    """
+    sim, owner = _as_tensor(sim), _as_tensor(caption_image).long()
+    n_img, n_cap = sim.shape
+    i2t = (image_to_text_ranks(sim, owner) < k).double()
+    t2i = torch.zeros(n_img, dtype=torch.double).index_add_(0, owner, (text_to_image_ranks(sim, owner) < k).double())
+    return (i2t + t2i * n_img / n_cap) / 2
+
+
 def chance_recall(n_images: int, captions_per_image: int = 5, ks=KS) -> dict[str, float]:
     """Recall@k of random scores: what a model that learned nothing gets.
 

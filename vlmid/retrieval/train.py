@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..optim import optimizer_step
 from .models import RetrievalConfig, encode_captions, words
 from .recall import recall_at_k
 
@@ -132,9 +133,7 @@ def contrastive_loss(img: torch.Tensor, txt: torch.Tensor, scale: torch.Tensor |
 def train_step(model, optimizer, images: torch.Tensor, ids: torch.Tensor) -> float:
     model.train()
     loss = contrastive_loss(*model(images, ids))
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
+    optimizer_step(loss, optimizer)
     return float(loss.detach())
 
 
@@ -293,6 +292,26 @@ def retrieval_table(runs, data: RetrievalSet, flops):
                          train_seconds=sum(log.epoch_seconds), first_epoch_s=log.first_epoch_seconds,
                          later_epoch_s=log.later_epoch_seconds, final_train_loss=log.epoch_loss[-1]))
     return pd.DataFrame(rows).merge(flops[["model", "flops_measured", "flops_ratio", "parameters"]], on="model")
+
+
+def per_image_table(runs, data: RetrievalSet, k: int = 5):
+    """Every trained model of ``runs`` (seed, name, model, log) scored image by image on ``data``.
+
+    One row per run and test image: seed, model, image (index in ``data``), recall5 (that image's
+    share of recall@k averaged over the two directions, :func:`.recall.per_image_recall`; the mean
+    of a run's rows is its ``recall5`` in :func:`retrieval_table`). The paired comparisons resample
+    these rows.
+    """
+    import pandas as pd
+
+    from .recall import per_image_recall
+
+    frames = []
+    for s, name, m, _ in runs:
+        img, txt = embed(m, data)
+        score = per_image_recall(img @ txt.t(), data.caption_image, k).numpy()
+        frames.append(pd.DataFrame(dict(seed=s, model=name, image=np.arange(len(score)), recall5=score)))
+    return pd.concat(frames, ignore_index=True)
 
 
 def chance_row(n_images: int, captions_per_image: int = 5) -> dict:
