@@ -192,13 +192,13 @@ args=(--profile "$profile" --seed "$seed")
 [ "$smoke" = 1 ] && args+=(--smoke)
 [ -n "$results" ] && args+=(--results "$results")
 [ "$resume" = 1 ] && args+=(--resume)
-"$PY" -m vlmid.pipeline "${args[@]}"
+"$PY" -m vlmid.harness.pipeline "${args[@]}"
 # The report and the README's results table are generated from results/, never written by hand.
-# (A run into another --results folder leaves the README alone: python -m vlmid.report --help.)
+# (A run into another --results folder leaves the README alone: python -m vlmid.harness.report --help.)
 if [ "$smoke" = 0 ] && [ -z "$results" ]; then
   if [ "$profile" = tiny ]; then
-    "$PY" -m vlmid.report
+    "$PY" -m vlmid.harness.report
   else  # a paper run has its own report in results/paper/; the README shows the committed tiny results
-    "$PY" -m vlmid.report --results results/paper --no-readme
+    "$PY" -m vlmid.harness.report --results results/paper --no-readme
   fi
 fi

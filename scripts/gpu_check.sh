@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The paper profile's smoke run on a GPU: every notebook's paper branch, on CUDA, on stand-ins of the
-# real checkpoints and data sets (vlmid/standins.py: the real classes at real width and image size,
+# real checkpoints and data sets (vlmid/harness/standins.py: the real classes at real width and image size,
 # two layers, random weights; the real tokenizer and file formats). Then the tests marked gpu.
 # Prints one PASS/FAIL line per notebook and exits non-zero if any failed. Needs the CUDA build of
 # torch (bash run_all.sh --cuda --setup-only). Nothing it writes goes into results/.
@@ -16,13 +16,13 @@ PY=.venv/bin/python
   echo "on a GPU machine reinstall with 'bash run_all.sh --cuda --setup-only'"; exit 2; }
 work=$(mktemp -d)
 [ -n "${KEEP:-}" ] || trap 'rm -rf "$work"' EXIT
-"$PY" -m vlmid.standins "$work" > "$work/env.sh"
+"$PY" -m vlmid.harness.standins "$work" > "$work/env.sh"
 # shellcheck disable=SC1091
 . "$work/env.sh"
 export VLMID_MODELS VLMID_PAPER_DATA VLMID_DATA="$work/vlmid-data" HF_HUB_OFFLINE=1
 t0=$(date +%s)
 set +e
-"$PY" -m vlmid.pipeline --profile paper --smoke --device cuda --results "$work/results"
+"$PY" -m vlmid.harness.pipeline --profile paper --smoke --device cuda --results "$work/results"
 "$PY" - "$work/results/manifest.json" <<'PY'
 import json, sys
 m = json.load(open(sys.argv[1]))["notebooks"]

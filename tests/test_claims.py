@@ -7,7 +7,9 @@ import re
 
 import pytest
 
-from vlmid import claims, report
+from vlmid import claims
+
+from vlmid.harness import report
 from vlmid.paths import REPO_ROOT
 
 SVD = next(c for c in claims.CLAIMS if c.statement.startswith("Activation-aware SVD"))

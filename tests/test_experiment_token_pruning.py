@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import random_clip
 
 from vlmid import claims
 from vlmid.experiments import token_pruning as exp
@@ -296,16 +297,7 @@ N_PATCHES = (IMAGE // PATCH) ** 2
 
 @pytest.fixture(scope="module")
 def clip():
-    from transformers import CLIPConfig, CLIPModel
-
-    torch.manual_seed(0)
-    cfg = CLIPConfig(
-        text_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4,
-                         vocab_size=99, max_position_embeddings=16, bos_token_id=0, eos_token_id=1, pad_token_id=1),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=N_LAYERS,
-                           num_attention_heads=4, image_size=IMAGE, patch_size=PATCH),
-        projection_dim=16)
-    return CLIPModel(cfg).eval()
+    return random_clip(IMAGE, PATCH, N_LAYERS)
 
 
 class _Bundle:

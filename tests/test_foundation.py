@@ -9,9 +9,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from vlmid import pipeline
+from vlmid.harness import pipeline
 from vlmid.paths import REPO_ROOT, check_fraction, check_profile
-from vlmid.results import ResultWriter, atomic_write
+from vlmid.harness.results import ResultWriter, atomic_write
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 RUN_ALL = REPO_ROOT / "run_all.sh"
@@ -178,7 +178,7 @@ def test_a_rerun_replaces_the_folder_only_when_it_completes(tmp_path):
 def test_an_interrupted_run_leaves_the_earlier_folder_as_it_was(tmp_path):
     import pandas as pd
 
-    from vlmid.results import is_complete, recover
+    from vlmid.harness.results import is_complete, recover
 
     first = ResultWriter("99_demo", profile="tiny", seed=0, root=tmp_path)
     first.metrics(score=0.1)
@@ -258,7 +258,7 @@ def test_smoke_and_paper_runs_never_write_over_the_committed_tiny_results(tmp_pa
 
 
 def test_a_report_without_the_readme_leaves_the_readme_alone(tmp_path):
-    from vlmid.report import README_END, README_START, write_report
+    from vlmid.harness.report import README_END, README_START, write_report
 
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n{README_START}\nold table\n{README_END}\n")

@@ -13,8 +13,8 @@ import textwrap
 import nbformat
 import pytest
 
-from vlmid.course import autograde, handouts
-from vlmid.course.handouts import BEGIN_SOLUTION, END_SOLUTION, MarkerError, make_handout, solution_blocks, stub_source
+from vlmid.harness.course import autograde, handouts
+from vlmid.harness.course.handouts import BEGIN_SOLUTION, END_SOLUTION, MarkerError, make_handout, solution_blocks, stub_source
 
 # tokens that occur only inside solutions / hidden tests: a handout must not contain them
 SOLUTION_TOKENS = ("zz_sol_token_twonn", "zz_sol_token_topk")

@@ -9,7 +9,7 @@ import math
 
 import pytest
 
-from vlmid import pipeline
+from vlmid.harness import pipeline
 from vlmid.experiments import BY_NUMBER
 
 pytestmark = pytest.mark.notebooks   # slow: every notebook end to end (deselect with -m "not notebooks")

@@ -1,6 +1,6 @@
 """The paper profile offline: every notebook's paper branch in smoke mode on real-format stand-ins.
 
-``vlmid.standins`` saves BLIP-base and CLIP ViT-B/16 as the same transformers classes at their real
+``vlmid.harness.standins`` saves BLIP-base and CLIP ViT-B/16 as the same transformers classes at their real
 width and image size (two layers, random weights), with a bert-base-uncased WordPiece tokenizer that
 has ``[DEC]``, a CLIP BPE tokenizer and the checkpoints' ``preprocessor_config.json`` files, a narrow
 Qwen2-VL with its processor files (preprocessor config, chat template, Qwen2-format tokenizer), and COCO
@@ -12,7 +12,7 @@ import json
 import pytest
 import torch
 
-from vlmid import pipeline, standins
+from vlmid.harness import pipeline, standins
 
 pytestmark = pytest.mark.notebooks
 
@@ -115,7 +115,7 @@ def test_paper_profile_without_its_files_names_what_is_missing(tmp_path, monkeyp
 
 
 def test_the_first_cell_lists_every_missing_input_at_once(paper_env, monkeypatch):
-    from vlmid import paper_inputs
+    from vlmid.harness import paper_inputs
     from vlmid.params.compression import CompressionParams
     from vlmid.params.pruning import PruningParams
 

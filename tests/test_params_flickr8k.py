@@ -40,7 +40,7 @@ def test_defaults_are_the_flickr8k_reports_setup():
 
 
 def test_parameters_are_a_leaf_that_imports_no_science():
-    """vlmid.params.flickr8k imports only vlmid.params.base, vlmid.paths and vlmid.plan (read with ast)."""
+    """vlmid.params.flickr8k imports only vlmid.params.base, vlmid.paths and vlmid.harness.plan (read with ast)."""
     import ast
 
     from vlmid.paths import REPO_ROOT as root
@@ -48,7 +48,7 @@ def test_parameters_are_a_leaf_that_imports_no_science():
     tree = ast.parse((root / "vlmid" / "params" / "flickr8k.py").read_text(encoding="utf-8"))
     imported = {("." * n.level) + (n.module or "") for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-    assert imported <= {"__future__", "dataclasses", "typing", "math", "..paths", ".base", "..plan"}, imported
+    assert imported <= {"__future__", "dataclasses", "typing", "math", "..paths", ".base", "..harness.plan"}, imported
 
 
 def test_smoke_sizes():

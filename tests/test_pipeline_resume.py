@@ -25,7 +25,7 @@ def _notebook(path: Path, body: str):
 def _writer_body(name: str, pause: bool) -> str:
     """A notebook that writes its results through a ResultWriter, and can wait halfway for a flag file."""
     return ("import pathlib, time\n"
-            "from vlmid.results import ResultWriter\n"
+            "from vlmid.harness.results import ResultWriter\n"
             f"out = ResultWriter({name!r}, profile=profile, seed=seed, root=results_dir)\n"
             "out.text(f'seed {seed}\\n', 'table.txt')\n"
             "out.metrics(seed_seen=seed)\n"
@@ -41,7 +41,7 @@ def _snapshot(root: Path) -> dict[str, bytes]:
 
 def _pipeline(nbdir: Path, results: Path, *args: str) -> subprocess.Popen:
     env = {**os.environ, "VLMID_NOTEBOOKS": str(nbdir)}
-    return subprocess.Popen([sys.executable, "-m", "vlmid.pipeline", "--results", str(results), *args],
+    return subprocess.Popen([sys.executable, "-m", "vlmid.harness.pipeline", "--results", str(results), *args],
                             cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
 

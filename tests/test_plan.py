@@ -1,11 +1,11 @@
-"""vlmid.plan (each notebook's counted work and its time estimate) and vlmid.paper_plan (the README's table)."""
+"""vlmid.harness.plan (each notebook's counted work and its time estimate) and vlmid.harness.paper_plan (the README's table)."""
 from __future__ import annotations
 
 import pytest
 import torch
 
 from vlmid.paths import REPO_ROOT
-from vlmid.plan import Plan, Work, seconds_per_item
+from vlmid.harness.plan import Plan, Work, seconds_per_item
 
 
 def test_a_plan_adds_its_work_by_unit_and_estimates_only_what_has_a_rate():
@@ -68,19 +68,19 @@ def test_notebook_05s_method_suite_depends_on_the_device_as_the_notebook_says():
 
 
 def test_the_readmes_paper_plan_table_is_what_the_code_computes():
-    from vlmid import paper_plan
+    from vlmid.harness import paper_plan
 
     readme = (REPO_ROOT / "README.md").read_text()
     start, end = readme.index(paper_plan.README_START), readme.index(paper_plan.README_END)
     assert readme[start + len(paper_plan.README_START):end] == paper_plan.readme_section(), \
-        "the README's paper-plan table is stale: run python -m vlmid.paper_plan --readme"
+        "the README's paper-plan table is stale: run python -m vlmid.harness.paper_plan --readme"
     plans = {nb: (plan, gb) for nb, plan, gb in paper_plan.paper_plans()}
     assert sum(paper_plan.plan_hours(p) for p, _ in plans.values()) <= 8   # the whole paper run on one GPU
     assert paper_plan.plan_hours(plans["02"][0]) <= 4 and all(gb <= 80 for _, gb in plans.values())
 
 
 def test_the_activation_rule_matches_its_formula_by_hand():
-    from vlmid.paper_plan import Shape, activation_bytes, peak_memory_gb
+    from vlmid.harness.paper_plan import Shape, activation_bytes, peak_memory_gb
 
     s = Shape(params=1_000_000, tokens=10, width=8, heads=2, layers=3)
     one_layer = 10 * 4 * 8 * (34 + 5 * 2 * 10 / 8) * 4 / 2     # fp32: twice the 16-bit bytes

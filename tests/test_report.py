@@ -5,9 +5,11 @@ import json
 
 import pytest
 
-from vlmid import claims, report, verdict
+from vlmid import claims, verdict
+
+from vlmid.harness import report
 from vlmid.paths import REPO_ROOT
-from vlmid.report import README_END, README_START, headline_table, render_report, write_report
+from vlmid.harness.report import README_END, README_START, headline_table, render_report, write_report
 
 M00 = {"blip_cider": 1.3125, "blip_bleu4": 0.3412, "clip_zeroshot_top1": 0.8525, "build_seconds": 1812.3,
        "blip_params": 1900000, "clip_params": 2100000, "baseline_constant_cider": 0.38,
@@ -229,9 +231,9 @@ HAS_RESULTS = any(report.load_metrics(RESULTS, nb) is not None for nb in report.
 @pytest.mark.skipif(not HAS_RESULTS, reason="results/ holds no notebook metrics yet")
 def test_committed_report_matches_results():
     path = RESULTS / "REPORT.md"
-    assert path.exists(), "results/REPORT.md is missing: run python -m vlmid.report"
+    assert path.exists(), "results/REPORT.md is missing: run python -m vlmid.harness.report"
     assert path.read_text() == render_report(RESULTS), \
-        "results/REPORT.md disagrees with results/: run python -m vlmid.report"
+        "results/REPORT.md disagrees with results/: run python -m vlmid.harness.report"
 
 
 @pytest.mark.skipif(not HAS_RESULTS, reason="results/ holds no notebook metrics yet")
@@ -240,4 +242,4 @@ def test_committed_readme_table_matches_results():
     assert README_START in text and README_END in text, "README.md lacks the results markers"
     inside = text.split(README_START, 1)[1].split(README_END, 1)[0]
     assert inside == report.readme_section(RESULTS), \
-        "the README's results table disagrees with results/: run python -m vlmid.report"
+        "the README's results table disagrees with results/: run python -m vlmid.harness.report"

@@ -3,6 +3,7 @@ patch on a tiny random CLIP (keep 1.0 == original, unpatch restores, token count
 Notebook 03's tables built on them are tests/test_experiment_token_pruning.py."""
 import pytest
 import torch
+from helpers import random_clip
 
 from vlmid import tokens
 from vlmid.tokens import merge as M
@@ -13,16 +14,7 @@ N_PATCHES = (IMAGE // PATCH) ** 2
 
 @pytest.fixture(scope="module")
 def clip():
-    from transformers import CLIPConfig, CLIPModel
-
-    torch.manual_seed(0)
-    cfg = CLIPConfig(
-        text_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4,
-                         vocab_size=99, max_position_embeddings=16, bos_token_id=0, eos_token_id=1, pad_token_id=1),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=N_LAYERS,
-                           num_attention_heads=4, image_size=IMAGE, patch_size=PATCH),
-        projection_dim=16)
-    return CLIPModel(cfg).eval()
+    return random_clip(IMAGE, PATCH, N_LAYERS)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 from vlmid.models import zoo
 from vlmid.models.zoo import CheckpointError, publish, verify
 from vlmid.paths import REPO_ROOT
-from vlmid.results import constraint_mismatches, constraints_status, parse_constraints, provenance
+from vlmid.harness.results import constraint_mismatches, constraints_status, parse_constraints, provenance
 
 
 @pytest.fixture(scope="module")

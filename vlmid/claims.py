@@ -3,7 +3,7 @@
 Each notebook's experiment module (:mod:`vlmid.experiments`) defines the claims it decides, on the
 keys its ``headline`` declares; this module gathers them in report order and checks, on import,
 that no claim reads a key its notebook's headline does not write. How a verdict is decided is
-:mod:`vlmid.verdict`; the report (:mod:`vlmid.report`) and each notebook's "What we found"
+:mod:`vlmid.verdict`; the report (:mod:`vlmid.harness.report`) and each notebook's "What we found"
 (:func:`show`) call the same rule.
 
     verdict(claim, metrics)          # (measured text, verdict word)

@@ -246,7 +246,7 @@ def build_scenes(seed: int = 0, smoke: bool = False, sizes: dict | None = None,
     """
     from PIL import Image
 
-    from ..results import write_json
+    from ..harness.results import write_json
 
     folder = scenes_root(seed, smoke, root)
     if (folder / "dataset_coco.json").exists() and not force:

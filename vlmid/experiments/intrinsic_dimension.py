@@ -18,6 +18,7 @@ import math
 import numpy as np
 
 from ..params.intrinsic_dimension import POOLINGS
+from ..uncertainty import Effect
 from ..verdict import NOT_AT_SCALE, Claim
 
 
@@ -159,7 +160,10 @@ def effects_table(profiles, resamples: dict, model: str = "BLIP"):
         t = towers(prof)
         vf = tower_difference(point, samples, t["vision"], t["fusion"])
         fl = tower_difference(point, samples, t["fusion"], t["language"])
-        j, h = hump(point, samples, t["vision"])
+        if len(t["vision"]) >= 3:
+            j, h = hump(point, samples, t["vision"])
+        else:  # no interior layer (e.g. a two-layer stand-in of a paper checkpoint): no shape to decide
+            j, h = "-", Effect(math.nan, math.nan, math.nan, 0, 0)
         found = [("id_vision_minus_fusion", "vision mean - fusion mean", "all", vf, _reading(vf.low, vf.high)),
                  ("id_fusion_minus_language", "fusion mean - language mean", "all", fl, _reading(fl.low, fl.high)),
                  ("id_vision_hump", "vision: layer above both ends by", f"{j}", h, hump_word(h.low, h.high))]

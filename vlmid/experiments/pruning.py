@@ -82,7 +82,7 @@ def seeds_at_40(P) -> list[int]:
 
 
 def plan(P):
-    """The work these parameters imply (:class:`vlmid.plan.Plan`): the nine methods, the three extra
+    """The work these parameters imply (:class:`vlmid.harness.plan.Plan`): the nine methods, the three extra
     runs per seed at 40 % and the dense fine-tune control."""
     from ..pruning.plan import pruning_plan
 

@@ -87,10 +87,10 @@ def scaling_sizes(image_size: int, patch_size: int, scales: list[float]) -> list
 
 
 def plan(P):
-    """Notebook 03's work (:class:`vlmid.plan.Plan`) for its parameters ``P`` (a ``TokenPruningParams``): the
+    """Notebook 03's work (:class:`vlmid.harness.plan.Plan`) for its parameters ``P`` (a ``TokenPruningParams``): the
     variants' zero-shot evaluations and timed batches, the scaling study and Extension B, in images through
     CLIP's image encoder."""
-    from ..plan import Plan, Work
+    from ..harness.plan import Plan, Work
 
     timed = timed_jobs(P.keeps, P.search_keeps)
     evaluated = len(timed) + len(leave_one_out_jobs(P.loo_keeps)) + 1   # + the baseline

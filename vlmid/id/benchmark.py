@@ -150,8 +150,8 @@ def _skdim_twonn_default(X: np.ndarray) -> float:
 
 def twonn_rate(n_points: int, dims: int, n_bootstrap: int, seed: int = 0) -> float:
     """Seconds of one TwoNN fit (with ``n_bootstrap`` resamples) of ``n_points`` Gaussian points in ``dims``:
-    the "twonn fit" unit of notebook 01's plan (:mod:`vlmid.plan`)."""
-    from ..plan import seconds_per_item
+    the "twonn fit" unit of notebook 01's plan (:mod:`vlmid.harness.plan`)."""
+    from ..harness.plan import seconds_per_item
 
     points = torch.randn(n_points, dims, generator=torch.Generator().manual_seed(seed)).numpy()
     return seconds_per_item(lambda: TwoNN(n_bootstrap=n_bootstrap, random_state=seed).fit(points), 1, warmup=0)

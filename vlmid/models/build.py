@@ -171,7 +171,7 @@ def build(seed: int = 0, smoke: bool = False, force: bool = False, progress: boo
     ``parallel`` (default: all but smoke builds) trains BLIP and CLIP in two processes at once;
     a smoke build trains in this process (starting two Pythons would cost more than it trains)."""
     from ..data.scenes import build_scenes
-    from ..results import git_commit, host_info, write_json
+    from ..harness.results import git_commit, host_info, write_json
     from .tiny import TinyConfig
 
     folder = models_root(seed, smoke)
@@ -256,7 +256,7 @@ def main(argv=None):
     ap.add_argument("--part", choices=["blip", "clip"], help=argparse.SUPPRESS)  # one model (used by build)
     a = ap.parse_args(argv)
     if a.part:
-        from ..results import write_json
+        from ..harness.results import write_json
         folder = models_root(a.seed, a.smoke)
         hp = Recipe(**json.loads((folder / "hp.json").read_text()))
         write_json(folder / f"{a.part}.json", _train_part(a.part, a.seed, a.smoke, hp, progress=True))

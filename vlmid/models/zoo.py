@@ -253,7 +253,7 @@ def publish(build_folder: str | os.PathLike, seed: int, metrics: dict, dest_root
     the manifest written last, and renamed into place: an interrupted publish leaves no entry
     (an older one stays whole). Smoke builds are refused unless ``allow_smoke`` (tests only).
     """
-    from ..results import git_commit, write_json
+    from ..harness.results import git_commit, write_json
 
     build_folder = Path(build_folder)
     info_path = build_folder / "build.json"

@@ -32,7 +32,7 @@ class NotebookParams:
     ``PROFILE_DEFAULTS`` (field -> value per profile, filled in where a field is ``None``),
     ``SMOKE`` (field -> value, or a function of the current value, used when ``smoke`` is true:
     seconds instead of minutes, the same code path), ``PAPER_SMOKE`` (the same, applied after
-    ``SMOKE`` in a paper smoke run: the paper stand-ins of :mod:`vlmid.standins` are the real width
+    ``SMOKE`` in a paper smoke run: the paper stand-ins of :mod:`vlmid.harness.standins` are the real width
     and image size, so each image and step costs about a hundred times a tiny one) and override
     :meth:`check` (range checks on the values the user gave) and :meth:`finish` (values derived
     from the others).
@@ -46,7 +46,7 @@ class NotebookParams:
     PROFILE_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {}
     SMOKE: ClassVar[dict[str, Any]] = {}
     PAPER_SMOKE: ClassVar[dict[str, Any]] = {}
-    PAPER_INPUTS: ClassVar[tuple[str, ...]] = ()   # what a paper run reads (keys of vlmid.paper_inputs.INPUTS)
+    PAPER_INPUTS: ClassVar[tuple[str, ...]] = ()   # what a paper run reads (keys of vlmid.harness.paper_inputs.INPUTS)
 
     def __post_init__(self):
         check_profile(self.profile)
@@ -75,7 +75,7 @@ class NotebookParams:
     @classmethod
     def from_namespace(cls, namespace: Mapping[str, Any]):
         """The dataclass from a notebook's globals (or any mapping): every field found there is taken.
-        A notebook calls it through :func:`vlmid.paper_inputs.params_from`, which also checks that a
+        A notebook calls it through :func:`vlmid.harness.paper_inputs.params_from`, which also checks that a
         paper run's checkpoints and datasets are on this machine."""
         return cls(**{f.name: namespace[f.name] for f in dataclasses.fields(cls) if f.name in namespace})
 

@@ -10,7 +10,7 @@ from .base import NotebookParams
 @dataclass
 class BuildParams(NotebookParams):
     """``00_build_models_and_data``: captioning, zero-shot and probe sizes."""
-    PAPER_INPUTS: ClassVar[tuple[str, ...]] = ("blip", "clip", "coco", "cifar10", "fashion-mnist")   # what a paper run reads (vlmid.paper_inputs)
+    PAPER_INPUTS: ClassVar[tuple[str, ...]] = ("blip", "clip", "coco", "cifar10", "fashion-mnist")   # what a paper run reads (vlmid.harness.paper_inputs)
     n_test: int = 1000              # test images captioned (tiny: all 1000 held-out scenes)
     n_zeroshot: int | None = None   # zero-shot images (None: all 10000 Fashion-MNIST test photos / CIFAR-10 test)
     n_probe: int = 2000             # test items the linear probes are scored on
@@ -30,8 +30,8 @@ class BuildParams(NotebookParams):
                 raise ValueError(f"{name}={value!r}: must be an integer >= 2")
 
     def plan(self):
-        """The quality gates' work (:class:`vlmid.plan.Plan`): captions, zero-shot images, probe features."""
-        from ..plan import Plan, Work
+        """The quality gates' work (:class:`vlmid.harness.plan.Plan`): captions, zero-shot images, probe features."""
+        from ..harness.plan import Plan, Work
 
         n_zeroshot = self.n_zeroshot or 10_000   # None: the whole test split (Fashion-MNIST and CIFAR-10: 10,000)
         return Plan("00", (Work(self.n_test, "caption", "test images captioned and scored"),

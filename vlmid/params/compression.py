@@ -16,7 +16,7 @@ from .base import NotebookParams, check_whole
 @dataclass
 class CompressionParams(NotebookParams):
     """Data sizes, low-rank energies, fine-tune and timing settings of notebook 05."""
-    PAPER_INPUTS: ClassVar[tuple[str, ...]] = ("blip", "clip", "coco", "cifar10")   # what a paper run reads (vlmid.paper_inputs)
+    PAPER_INPUTS: ClassVar[tuple[str, ...]] = ("blip", "clip", "coco", "cifar10")   # what a paper run reads (vlmid.harness.paper_inputs)
     n_test: int = 200                 # test images captioned by every method (CIDEr's IDF comes from them)
     n_train: int = 1000               # training examples: calibration (activation statistics) and fine-tuning
     n_calib: int = 128                # calibration examples for the activation-aware factorization (at most n_train)
@@ -73,9 +73,9 @@ class CompressionParams(NotebookParams):
         return 3 * self.finetune_steps // 4 if self.finetune_steps >= 2 else None
 
     def plan(self, caption_methods: int, clip_methods: int):
-        """This notebook's work (:class:`vlmid.plan.Plan`) for ``caption_methods`` compressed captioners and
+        """This notebook's work (:class:`vlmid.harness.plan.Plan`) for ``caption_methods`` compressed captioners and
         ``clip_methods`` compressed CLIPs (the factorizations and quantizations themselves are not counted)."""
-        from ..plan import Plan, Work
+        from ..harness.plan import Plan, Work
 
         timed = (self.latency_repeats + 1) * self.latency_batch   # one warm-up round
         check = self.n_test if self.finetune_check_step else 0     # the layer-drop fine-tune at its check step

@@ -35,7 +35,7 @@ def _check_whole_because(name: str, value: Any, low: int, why: str) -> int:
 @dataclass
 class Flickr8kParams(NotebookParams):
     """The parameters of ``04_flickr8k_token_pruned``; papermill sets the same names in its parameters cell."""
-    PAPER_INPUTS: ClassVar[tuple[str, ...]] = ("flickr8k",)   # what a paper run reads (vlmid.paper_inputs)
+    PAPER_INPUTS: ClassVar[tuple[str, ...]] = ("flickr8k",)   # what a paper run reads (vlmid.harness.paper_inputs)
     image_size: int = 112       # the Flickr8k report resized Flickr8k to 112 px; our 64 px scenes are upscaled to it
     patch_size: int = 16        # the report: 16 px patches, 7 x 7 (49) tokens
     sample_ratio: float = 0.4   # the report's random fraction of each split
@@ -78,12 +78,12 @@ class Flickr8kParams(NotebookParams):
             raise ValueError(f"lr={self.lr!r} is out of range: it must be a positive learning rate")
 
     def plan(self, n_train: int, n_test: int, n_models: int):
-        """This notebook's work (:class:`vlmid.plan.Plan`) for ``n_train`` / ``n_test`` sampled images and the
+        """This notebook's work (:class:`vlmid.harness.plan.Plan`) for ``n_train`` / ``n_test`` sampled images and the
         ``n_models`` matching models of one seed; every extra seed trains two more (the baseline and the
         default keep ratio), and the report's own two models are trained once more at the end."""
         import math
 
-        from ..plan import Plan, Work
+        from ..harness.plan import Plan, Work
 
         steps = self.epochs * math.ceil(n_train / self.batch_size)
         trained = n_models + 2 * len(self.extra_seeds) + 2

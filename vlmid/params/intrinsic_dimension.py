@@ -15,7 +15,7 @@ POOLINGS = ("cls", "mean", "flatten")
 @dataclass
 class IntrinsicDimensionParams(NotebookParams):
     """``01_intrinsic_dimension``: what is measured, on how many points, and the benchmark sizes."""
-    PAPER_INPUTS: ClassVar[tuple[str, ...]] = ("blip", "clip", "coco")   # what a paper run reads (vlmid.paper_inputs)
+    PAPER_INPUTS: ClassVar[tuple[str, ...]] = ("blip", "clip", "coco")   # what a paper run reads (vlmid.harness.paper_inputs)
     n_points: int = 1000      # test images (each with its first reference caption): one point per image
     batch_size: int = 100     # images per forward pass while collecting representations
     pooling: str = "mean"     # one vector per input for the profiles and the per-Linear IDs: "cls", "mean", "flatten"
@@ -57,9 +57,9 @@ class IntrinsicDimensionParams(NotebookParams):
             raise ValueError(f"threads={threads!r} must be a whole number >= 1")
 
     def plan(self, blip_sites: int, clip_sites: int, blip_linears: int):
-        """This notebook's work (:class:`vlmid.plan.Plan`), given how many block sites each model has and
+        """This notebook's work (:class:`vlmid.harness.plan.Plan`), given how many block sites each model has and
         how many Linears BLIP has (:func:`vlmid.id.block_sites`, :func:`vlmid.id.linear_sites`)."""
-        from ..plan import Plan, Work
+        from ..harness.plan import Plan, Work
 
         n_known = 300 if self.smoke else 1000   # the known-dimension sets' points (cell "TwoNN on known dimensions")
         return Plan("01", (

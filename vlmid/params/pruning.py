@@ -12,7 +12,7 @@ from .base import NotebookParams, check_whole
 @dataclass
 class PruningParams(NotebookParams):
     """``02_pruning_blip``: ``None`` sizes take the profile's default (``PROFILE_DEFAULTS``)."""
-    PAPER_INPUTS: ClassVar[tuple[str, ...]] = ("blip", "coco")   # what a paper run reads (vlmid.paper_inputs)
+    PAPER_INPUTS: ClassVar[tuple[str, ...]] = ("blip", "coco")   # what a paper run reads (vlmid.harness.paper_inputs)
     # checkpoints of every schedule: fraction of prunable Linear weights set to 0 (sorted; must hold 0.4)
     sparsities: list[float] = field(default_factory=lambda: [0.2, 0.4, 0.5, 0.6, 0.8])
     n_seeds_at_40: int = 2    # fine-tuning seeds (seed, seed+1, ...) for every method at 40 % sparsity

@@ -17,7 +17,7 @@ from .base import NotebookParams, check_whole
 @dataclass
 class TokenPruningParams(NotebookParams):
     """Keep ratios, evaluation and timing sizes, scaling study and Extension B ranks of notebook 03."""
-    PAPER_INPUTS: ClassVar[tuple[str, ...]] = ("clip", "cifar10")   # what a paper run reads (vlmid.paper_inputs)
+    PAPER_INPUTS: ClassVar[tuple[str, ...]] = ("clip", "cifar10")   # what a paper run reads (vlmid.harness.paper_inputs)
     keeps: list[float] = field(default_factory=lambda: [1.0, 0.9, 0.7, 0.5])  # the CLIP token report's keep ratios (fraction of patch tokens kept)
     search_keeps: list[float] = field(default_factory=lambda: [0.4, 0.3])     # extra ratios for EViT and ToMe: the fastest variant within 1 point
     loo_keeps: list[float] = field(default_factory=lambda: [1.0, 0.5])        # keep ratios of the leave-one-out diagnostics

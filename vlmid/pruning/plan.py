@@ -3,14 +3,14 @@
 Notebook 02 is the study's expensive part: every method prunes and fine-tunes the captioner along the
 cubic schedule and is scored on the test images at each checkpoint. :func:`pruning_plan` counts the
 optimiser steps and the test-set evaluations its parameters imply (before anything runs), as a
-:class:`vlmid.plan.Plan`; the notebook turns it into hours with seconds per step and per test image
+:class:`vlmid.harness.plan.Plan`; the notebook turns it into hours with seconds per step and per test image
 measured on this machine by its own first runs (the dense fine-tune control, and the evaluation
 after it: the first evaluation also pays the COCO scorers' one-off start-up, which on the tiny
 profile made the estimate twice the real time), so the estimate holds for a laptop CPU and a GPU alike.
 """
 from __future__ import annotations
 
-from ..plan import Plan, Work
+from ..harness.plan import Plan, Work
 from .schedule import first_step_below
 
 

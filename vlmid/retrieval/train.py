@@ -142,7 +142,7 @@ def step_seconds(model, data: RetrievalSet, batch_size: int) -> float:
     their first captions (notebook 04's time estimate); ``model`` and torch's random state are untouched."""
     import copy
 
-    from ..plan import seconds_per_item
+    from ..harness.plan import seconds_per_item
 
     twin = copy.deepcopy(model)
     optimizer = torch.optim.Adam(twin.parameters(), lr=1e-3)

@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from .paths import REPO_ROOT, check_profile, results_dir, run_results_dir
+from ..paths import REPO_ROOT, check_profile, results_dir, run_results_dir
 
 CONSTRAINTS = REPO_ROOT / "constraints.txt"  # the pinned environment run_all.sh installs
 KEY_PACKAGES = ("torch", "transformers", "numpy", "scikit-dimension", "bitsandbytes",

@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from .profiling import synchronize
+from ..profiling import synchronize
 
 @dataclass(frozen=True)
 class Work:

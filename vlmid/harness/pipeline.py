@@ -1,12 +1,12 @@
 """Run the numbered notebooks headless with papermill and record ``results/manifest.json``.
 
-``run_all.sh`` sets up the environment and then calls ``python -m vlmid.pipeline``; you can
+``run_all.sh`` sets up the environment and then calls ``python -m vlmid.harness.pipeline``; you can
 call it directly from an activated environment too::
 
-    python -m vlmid.pipeline --profile tiny --seed 0 --only 01
-    python -m vlmid.pipeline --resume     # continue an interrupted run where it stopped
+    python -m vlmid.harness.pipeline --profile tiny --seed 0 --only 01
+    python -m vlmid.harness.pipeline --resume     # continue an interrupted run where it stopped
 
-A notebook's results folder is replaced only when the notebook completes (:class:`vlmid.results.ResultWriter`
+A notebook's results folder is replaced only when the notebook completes (:class:`vlmid.harness.results.ResultWriter`
 stages it), and its executed copy likewise: a run killed or failing halfway leaves every folder and
 executed notebook either complete and new or exactly as before. ``--resume`` skips the notebooks
 that already completed for the same commit, profile, seed, smoke mode and parameters, and runs the
@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from .paths import PROFILES, REPO_ROOT, run_results_dir
+from ..paths import PROFILES, REPO_ROOT, run_results_dir
 from .results import git_commit, is_complete, package_versions, write_json
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
@@ -95,7 +95,7 @@ def run(profile: str, seed: int, only: str | None = None, results: str | None = 
         skipping = False   # from the first notebook that is not complete on, everything runs
         print(f"\n=== [{i}/{len(todo)}] {nb.name}  (profile={profile}, seed={seed}{', smoke' if smoke else ''})",
               flush=True)
-        partial, failed = executed / f".{nb.name}.partial", executed / f"{nb.stem}.failed.ipynb"
+        partial, failed = executed / f".{nb.stem}.partial.ipynb", executed / f"{nb.stem}.failed.ipynb"
         t0 = time.perf_counter()
         error = None
         try:
@@ -129,7 +129,7 @@ def run(profile: str, seed: int, only: str | None = None, results: str | None = 
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m vlmid.pipeline", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m vlmid.harness.pipeline", description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="tiny", choices=PROFILES)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only", default=None, help="run one notebook by its number, e.g. 01")

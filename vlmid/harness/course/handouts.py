@@ -21,10 +21,10 @@ and the check cell that follows may hold tests the student should not see::
 A handout keeps everything but: each solution block becomes one ``raise
 NotImplementedError(<hint>)`` at the marker's indentation (the hint line stays above it),
 hidden tests are removed, and every output and execution count is cleared. The
-autograder (``vlmid.course.autograde``) puts the hidden tests back from the instructor version.
+autograder (``vlmid.harness.course.autograde``) puts the hidden tests back from the instructor version.
 
-    python -m vlmid.course.handouts                   # notebooks/*.ipynb -> handouts/*.ipynb
-    python -m vlmid.course.handouts --out /tmp/hw 01  # only notebook 01, elsewhere
+    python -m vlmid.harness.course.handouts                   # notebooks/*.ipynb -> handouts/*.ipynb
+    python -m vlmid.harness.course.handouts --out /tmp/hw 01  # only notebook 01, elsewhere
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ from pathlib import Path
 
 import nbformat
 
-from ..paths import REPO_ROOT
+from ...paths import REPO_ROOT
 
 BEGIN_SOLUTION = "### BEGIN SOLUTION"
 END_SOLUTION = "### END SOLUTION"
@@ -203,7 +203,7 @@ def write_handouts(src: str | Path = NOTEBOOKS, out: str | Path = HANDOUTS, only
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m vlmid.course.handouts", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m vlmid.harness.course.handouts", description=__doc__.splitlines()[0])
     ap.add_argument("only", nargs="?", default=None, help="one notebook by its number, e.g. 01 (default: all)")
     ap.add_argument("--src", default=str(NOTEBOOKS), help="instructor notebooks (default: notebooks/)")
     ap.add_argument("--out", default=str(HANDOUTS), help="where the handouts go (default: handouts/, git-ignored)")

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .models.paper import BLIP_ID, CLIP_ID, ENV_VAR as MODELS_VAR, QWEN2VL_ID, resolve
+from ..models.paper import BLIP_ID, CLIP_ID, ENV_VAR as MODELS_VAR, QWEN2VL_ID, resolve
 
 DATA_VAR = "VLMID_PAPER_DATA"
 
@@ -48,17 +48,17 @@ def _dataset(what: str, locate: Callable[[Path], object]) -> Callable[[], str | 
 
 
 def _coco(root: Path):
-    from .data.coco import _find_json
+    from ..data.coco import _find_json
     return _find_json(root / "coco")
 
 
 def _flickr8k(root: Path):
-    from .data.flickr8k import TOKEN_FILE, _image_dir, _text_file
+    from ..data.flickr8k import TOKEN_FILE, _image_dir, _text_file
     return _text_file(root / "flickr8k", TOKEN_FILE), _image_dir(root / "flickr8k")
 
 
 def _cifar10(root: Path):
-    from .data.cifar10 import _folder
+    from ..data.cifar10 import _folder
     folder = _folder(root)
     for name in ("batches.meta", "test_batch"):
         if not (folder / name).is_file():
@@ -68,7 +68,7 @@ def _cifar10(root: Path):
 
 
 def _fashion_mnist() -> str | None:
-    from .data.fashion_mnist import ENV_VAR, fashion_mnist_root
+    from ..data.fashion_mnist import ENV_VAR, fashion_mnist_root
     root = fashion_mnist_root()
     if any(root.glob("t10k-images-idx3-ubyte*")):
         return None
@@ -91,7 +91,7 @@ def missing(needs: Iterable[str]) -> list[str]:
     """One line per input in ``needs`` (keys of ``INPUTS``) that is not on this machine."""
     unknown = [n for n in needs if n not in INPUTS]
     if unknown:
-        raise ValueError(f"unknown paper inputs {unknown}: use keys of vlmid.paper_inputs.INPUTS {sorted(INPUTS)}")
+        raise ValueError(f"unknown paper inputs {unknown}: use keys of vlmid.harness.paper_inputs.INPUTS {sorted(INPUTS)}")
     return [line for line in (INPUTS[n]() for n in needs) if line]
 
 

@@ -19,7 +19,7 @@ code anyway (the test-suite on a CPU, ``scripts/gpu_check.sh`` on a GPU), :func:
 Qwen2-VL-2B-Instruct is the real class, narrow (64 wide, random weights), with the checkpoint's
 ``preprocessor_config.json``, ``chat_template.json`` and a tokenizer in Qwen2's byte-level BPE format
 holding its special tokens; without torchvision it loads through the images-and-text processor of
-:func:`vlmid.models.paper.qwen2vl_processor`. ``python -m vlmid.standins DIR`` writes everything and
+:func:`vlmid.models.paper.qwen2vl_processor`. ``python -m vlmid.harness.standins DIR`` writes everything and
 prints the two environment variables.
 """
 from __future__ import annotations
@@ -101,7 +101,7 @@ def write_models(root: str | os.PathLike, layers: int = 2) -> Path:
     import torch
     from transformers import BlipConfig, BlipForConditionalGeneration, CLIPConfig, CLIPModel
 
-    from .models.paper import BLIP_ID, CLIP_ID
+    from ..models.paper import BLIP_ID, CLIP_ID
 
     root = Path(root)
     torch.manual_seed(0)
@@ -178,7 +178,7 @@ def write_qwen2vl(root: str | os.PathLike, layers: int = 2) -> Path:
     import torch
     from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
 
-    from .models.paper import QWEN2VL_ID
+    from ..models.paper import QWEN2VL_ID
 
     folder = Path(root) / QWEN2VL_ID
     tok = qwen2vl_tokenizer(folder)
@@ -225,8 +225,8 @@ def write_coco(root: str | os.PathLike) -> Path:
 
 def write_flickr8k(root: str | os.PathLike) -> Path:
     """Flickr8k's text files (``Flickr8k.token.txt``, the three split lists) and ``Flicker8k_Dataset/``."""
-    from .data.base import CaptionExample
-    from .data.flickr8k import write_flickr8k as write
+    from ..data.base import CaptionExample
+    from ..data.flickr8k import write_flickr8k as write
 
     examples, split_of, i = [], {}, 0
     for split, n in SPLITS.items():

@@ -1,6 +1,6 @@
 """Grade a student's filled-in handout: run it headless and report each exercise as JSON.
 
-    python -m vlmid.course.autograde handouts/01_intrinsic_dimension.ipynb --json grade.json
+    python -m vlmid.harness.course.autograde handouts/01_intrinsic_dimension.ipynb --json grade.json
 
 What happens:
 
@@ -215,7 +215,7 @@ def grade(notebook: str | Path, instructor: str | Path | None = None, parameters
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m vlmid.course.autograde", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m vlmid.harness.course.autograde", description=__doc__.splitlines()[0])
     ap.add_argument("notebook", help="the student's filled-in notebook")
     ap.add_argument("--instructor", default=None, help="instructor version (default: notebooks/<same name>)")
     ap.add_argument("--json", dest="json_out", default=None, help="also write the report to this file")
