@@ -18,7 +18,6 @@ from pathlib import Path
 from ..paths import check_profile, resolve_device
 from .bundles import Captioner, ClipBundle, load_tiny_captioner, load_tiny_clip
 from .paper import BLIP_ID, CLIP_ID, QWEN2VL_ID, ModelNotAvailable, load_paper_qwen2vl as load_qwen2vl, qwen2vl_path
-from .zoo import is_built, model_source, models_root, rebuild_notice, shipped_folder, verify
 
 __all__ = ["load_captioner", "load_clip", "Captioner", "ClipBundle", "ModelNotAvailable",
            "BLIP_ID", "CLIP_ID", "QWEN2VL_ID", "qwen2vl_path", "load_qwen2vl", "tiny_folder", "model_source"]
@@ -27,11 +26,21 @@ __all__ = ["load_captioner", "load_clip", "Captioner", "ClipBundle", "ModelNotAv
 _ANNOUNCED: set = set()
 
 
+def model_source(seed: int = 0, smoke: bool = False) -> str:
+    """"shipped" or "built": where the tiny models of ``seed`` come from (:func:`vlmid.models.zoo.model_source`).
+    (The zoo is imported on use, so that ``python -m vlmid.models.zoo`` runs a module not yet imported.)"""
+    from .zoo import model_source as source
+
+    return source(seed, smoke)
+
+
 def tiny_folder(seed: int = 0, smoke: bool = False, build_if_missing: bool = True):
     """The folder of the tiny models of ``seed`` (see :func:`model_source` for which one).
 
     Shipped models are verified against their manifest (once per process) and never trained.
     Built models are trained into ``data/models/`` if missing, after a message saying so."""
+    from .zoo import is_built, models_root, rebuild_notice, shipped_folder, verify
+
     source = model_source(seed, smoke)
     if source == "shipped":
         folder = shipped_folder(seed)
