@@ -83,11 +83,11 @@ def run(profile: str, seed: int, only: str | None = None, results: str | None = 
     manifest.setdefault("notebooks", {})
     manifest.update(commit=git_commit(), versions=package_versions())
 
+    params = dict(profile=profile, seed=seed, smoke=smoke, **(extra_parameters or {}))
+    if results is not None:
+        params["results_dir"] = str(out_root)
     status, skipping = 0, resume
     for i, nb in enumerate(todo, 1):
-        params = dict(profile=profile, seed=seed, smoke=smoke, **(extra_parameters or {}))
-        if results is not None:
-            params["results_dir"] = str(out_root)
         if skipping and completed(manifest["notebooks"].get(nb.stem), out_root, nb, manifest["commit"], params):
             print(f"=== [{i}/{len(todo)}] {nb.name}: complete for this commit and these parameters, skipped (--resume)",
                   flush=True)
@@ -109,14 +109,12 @@ def run(profile: str, seed: int, only: str | None = None, results: str | None = 
             if partial.exists():
                 os.replace(partial, failed)
         wall = round(time.perf_counter() - t0, 1)
-        entry = manifest["notebooks"].get(nb.stem, {}) if error else {}
-        entry.update({
+        manifest["notebooks"][nb.stem] = {
             "wall_seconds": wall, "exit_status": "failed" if error else "ok", "error": error,
             "profile": profile, "seed": seed, "smoke": smoke, "commit": manifest["commit"], "parameters": params,
             "python": manifest["versions"]["python"], "versions": manifest["versions"],
-            "executed": str(((failed if error else executed / nb.name)).relative_to(out_root)),
-        })
-        manifest["notebooks"][nb.stem] = entry
+            "executed": str((failed if error else executed / nb.name).relative_to(out_root)),
+        }
         manifest["total_wall_seconds"] = round(sum(v["wall_seconds"] for v in manifest["notebooks"].values()), 1)
         write_json(manifest_path, manifest)
         if error:
