@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # vlmid's main job: set up what is needed, then run every notebook headless with papermill.
 #
-#   bash run_all.sh                 all notebooks, tiny profile (offline, the shipped checkpoints/)
+#   bash run_all.sh                 all notebooks on every shipped model build, tiny profile (offline, checkpoints/)
+#   bash run_all.sh --quick         all notebooks on the first shipped build only (what CI runs)
 #   bash run_all.sh --rebuild-models  train the tiny models from nothing first, then run on them
 #   bash run_all.sh --tests         set up, then run the test suite
 #   bash run_all.sh --help          every option
@@ -10,14 +11,16 @@ cd "$(dirname "$0")"
 
 usage() {
   cat <<'TXT'
-Usage: bash run_all.sh [--profile tiny|paper] [--seed N] [--only NN] [--smoke] [--results DIR] [--resume]
-                       [--rebuild-models] [--unpinned]
+Usage: bash run_all.sh [--profile tiny|paper] [--builds N,M,...|--seed N|--quick] [--only NN] [--smoke]
+                       [--results DIR] [--resume] [--rebuild-models] [--unpinned]
        bash run_all.sh --tests [pytest arguments...]
        bash run_all.sh --setup-only [--unpinned]
 
-Runs notebooks/NN_*.ipynb in order with papermill (kernel python3). Executed copies go to
-results/executed/, each notebook's tables, figures and metrics.json to results/<notebook>/,
-and wall times with provenance to results/manifest.json. Stops at the first failing notebook.
+Runs notebooks/NN_*.ipynb in order with papermill (kernel python3) on each model build: 00-05 on
+the first build (executed copies in results/executed/, each notebook's tables, figures and
+metrics.json in results/<notebook>/), 01-05 on every further build (results/builds/seed<N>/), then
+06, which pools the builds and decides every verdict across them. Wall times with provenance go to
+results/manifest.json. Stops at the first failing notebook.
 
   --profile tiny|paper  tiny (default): small BLIP/CLIP trained by this repository on Fashion-MNIST
                         scenes, offline: the shipped checkpoints/tiny-seed<N>/, whose SHA-256 are
@@ -25,7 +28,11 @@ and wall times with provenance to results/manifest.json. Stops at the first fail
                         announced).
                         paper: the real checkpoints and datasets from a local folder or the HF cache
                         (see README "The paper profile").
-  --seed N              random seed passed to every notebook (default 0)
+  --builds N,M,...      the model builds to run on, by seed (default, tiny profile: every shipped build,
+                        checkpoints/tiny-seed<N>/; otherwise 0)
+  --quick               the first shipped build only: every notebook once, its verdicts decided on one
+                        model (about a fifth of the full run's time)
+  --seed N              one build: the same as --builds N (the seed every notebook gets)
   --only NN             run one notebook by its number, e.g. --only 01
   --smoke               tiny sizes, well under a minute per notebook (what the tests use)
   --results DIR         write results somewhere else than results/
@@ -56,7 +63,7 @@ instead of the shipped ones; --rebuild-models sets it after training them anew.
 TXT
 }
 
-profile=tiny; seed=0; only=""; smoke=0; results=""; mode=run; pytest_args=(); rebuild=0; resume=0
+profile=tiny; seed=""; builds=""; quick=0; only=""; smoke=0; results=""; mode=run; pytest_args=(); rebuild=0; resume=0
 case "${VLMID_TORCH:-cpu}" in cpu|"") torch_build=cpu ;; cuda) torch_build=cuda ;;
   *) echo "run_all.sh: VLMID_TORCH='$VLMID_TORCH': use 'cpu' (default) or 'cuda'" >&2; exit 2 ;; esac
 case "${VLMID_UNPINNED:-0}" in 0|"") unpinned=0 ;; *) unpinned=1 ;; esac
@@ -67,6 +74,9 @@ while [ $# -gt 0 ]; do
     --profile=*) profile="${1#*=}"; shift ;;
     --seed) [ $# -ge 2 ] || { echo "run_all.sh: --seed needs a whole number" >&2; exit 2; }; seed="$2"; shift 2 ;;
     --seed=*) seed="${1#*=}"; shift ;;
+    --builds) [ $# -ge 2 ] || { echo "run_all.sh: --builds needs model seeds such as 0,1,2" >&2; exit 2; }; builds="$2"; shift 2 ;;
+    --builds=*) builds="${1#*=}"; shift ;;
+    --quick) quick=1; shift ;;
     --only) [ $# -ge 2 ] || { echo "run_all.sh: --only needs a notebook number such as 01" >&2; exit 2; }; only="$2"; shift 2 ;;
     --only=*) only="${1#*=}"; shift ;;
     --smoke) smoke=1; shift ;;
@@ -87,7 +97,11 @@ case "$profile" in
   tiny|paper) ;;
   *) echo "run_all.sh: unknown profile '$profile': use --profile tiny (offline, default) or --profile paper" >&2; exit 2 ;;
 esac
-[[ "$seed" =~ ^[0-9]+$ ]] || { echo "run_all.sh: --seed must be a whole number, not '$seed'" >&2; exit 2; }
+[ -z "$seed" ] || [[ "$seed" =~ ^[0-9]+$ ]] || { echo "run_all.sh: --seed must be a whole number, not '$seed'" >&2; exit 2; }
+[ -z "$builds" ] || [[ "$builds" =~ ^[0-9]+(,[0-9]+)*$ ]] || { echo "run_all.sh: --builds takes model seeds separated by commas, such as 0,1,2, not '$builds'" >&2; exit 2; }
+if [ $(( (${#seed} > 0) + (${#builds} > 0) + quick )) -gt 1 ]; then
+  echo "run_all.sh: give one of --builds, --seed and --quick (--seed N is --builds N; --quick the first shipped build)" >&2; exit 2
+fi
 if [ -n "$only" ]; then
   [[ "$only" =~ ^[0-9]{1,2}$ ]] || { echo "run_all.sh: --only takes a notebook number such as 01, not '$only'" >&2; exit 2; }
   num=$(printf '%02d' "$((10#$only))")
@@ -98,6 +112,7 @@ if [ -n "$only" ]; then
   only="$num"
 fi
 if [ "$rebuild" = 1 ]; then
+  [ -z "$builds" ] || [[ "$builds" =~ ^[0-9]+$ ]] || { echo "run_all.sh: --rebuild-models trains one build: give --seed N, not several --builds" >&2; exit 2; }
   [ "$mode" = run ] || { echo "run_all.sh: --rebuild-models trains the models and runs the notebooks; it does not go with --tests or --setup-only" >&2; exit 2; }
   [ "$profile" = tiny ] || { echo "run_all.sh: --rebuild-models is for the tiny profile (the paper profile trains nothing)" >&2; exit 2; }
   [ "$smoke" = 0 ] || { echo "run_all.sh: --rebuild-models trains the real tiny models; --smoke models are always built anyway" >&2; exit 2; }
@@ -168,26 +183,46 @@ case "$mode" in
   tests) exec "$PY" -m pytest "${pytest_args[@]}" ;;
 esac
 
+# ---- which model builds: every shipped one by default (tiny profile) -------------------------
+ckpt="${VLMID_CHECKPOINTS:-checkpoints}"
+shipped="$( { ls -d "$ckpt"/tiny-seed*/ 2>/dev/null || true; } | sed -nE 's#.*/tiny-seed([0-9]+)/$#\1#p' | sort -n |
+           while read -r n; do if [ -f "$ckpt/tiny-seed$n/manifest.json" ]; then echo "$n"; fi; done | paste -sd, -)"
+if [ -n "$seed" ]; then
+  builds="$seed"
+elif [ -z "$builds" ]; then
+  if [ "$profile" = tiny ] && [ "$smoke" = 0 ] && [ "$rebuild" = 0 ] && [ -n "$shipped" ]; then
+    builds="$shipped"
+  else
+    builds=0
+  fi
+  if [ "$quick" = 1 ]; then builds="${builds%%,*}"; fi
+fi
+echo ">>> model builds: $builds (shipped: ${shipped:-none})"
+
 # ---- the tiny models: the shipped ones, verified; or rebuilt from nothing ----------------
 if [ "$profile" = tiny ] && [ "$smoke" = 0 ]; then
   if [ "$rebuild" = 1 ]; then
     export VLMID_MODEL_SOURCE=built
     minutes="$("$PY" -c 'from vlmid.models.zoo import REBUILD_MINUTES; print(REBUILD_MINUTES)')"
-    echo ">>> --rebuild-models: training the tiny BLIP and CLIP for seed $seed from nothing into data/models/ (about $minutes minutes on 2 cores)"
-    "$PY" -m vlmid.models.build --seed "$seed" --force
-  elif [ "${VLMID_MODEL_SOURCE:-shipped}" = shipped ] && [ -f "${VLMID_CHECKPOINTS:-checkpoints}/tiny-seed$seed/manifest.json" ]; then
-    echo ">>> verifying the shipped models for seed $seed (SHA-256 of every file against its manifest)"
-    if ! "$PY" -m vlmid.models.zoo verify --seed "$seed"; then
-      echo "run_all.sh: the shipped models do not match their manifest: stopped before any notebook ran; results/ untouched" >&2
-      exit 1
-    fi
+    echo ">>> --rebuild-models: training the tiny BLIP and CLIP for seed $builds from nothing into data/models/ (about $minutes minutes on 2 cores)"
+    "$PY" -m vlmid.models.build --seed "$builds" --force
   else
-    # no shipped models for this seed (or VLMID_MODEL_SOURCE=built): say what notebook 00 will do
-    "$PY" -m vlmid.models.zoo which --seed "$seed"
+    for b in ${builds//,/ }; do
+      if [ "${VLMID_MODEL_SOURCE:-shipped}" = shipped ] && [ -f "$ckpt/tiny-seed$b/manifest.json" ]; then
+        echo ">>> verifying the shipped models for seed $b (SHA-256 of every file against its manifest)"
+        if ! "$PY" -m vlmid.models.zoo verify --seed "$b"; then
+          echo "run_all.sh: the shipped models of seed $b do not match their manifest: stopped before any notebook ran; results/ untouched" >&2
+          exit 1
+        fi
+      else
+        # no shipped models for this seed (or VLMID_MODEL_SOURCE=built): say what the first notebook will do
+        "$PY" -m vlmid.models.zoo which --seed "$b"
+      fi
+    done
   fi
 fi
 
-args=(--profile "$profile" --seed "$seed")
+args=(--profile "$profile" --builds "$builds")
 [ -n "$only" ] && args+=(--only "$only")
 [ "$smoke" = 1 ] && args+=(--smoke)
 [ -n "$results" ] && args+=(--results "$results")

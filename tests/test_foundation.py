@@ -41,7 +41,7 @@ def _run_all(*args):
 def test_run_all_help_lists_the_options():
     r = _run_all("--help")
     assert r.returncode == 0
-    for opt in ("--profile", "--seed", "--only", "--tests", "--smoke"):
+    for opt in ("--profile", "--seed", "--builds", "--quick", "--only", "--tests", "--smoke"):
         assert opt in r.stdout
 
 
@@ -54,6 +54,10 @@ def _snapshot(folder: Path):
     (["--profile", "nope"], "unknown profile 'nope'"),
     (["--seed", "x"], "--seed must be a whole number"),
     (["--frobnicate"], "unknown option"),
+    (["--builds", "0,x"], "--builds takes model seeds separated by commas"),
+    (["--quick", "--seed", "1"], "give one of --builds, --seed and --quick"),
+    (["--builds", "0,1", "--seed", "1"], "give one of --builds, --seed and --quick"),
+    (["--rebuild-models", "--builds", "0,1"], "--rebuild-models trains one build"),
 ])
 def test_run_all_rejects_bad_arguments_at_once_and_leaves_results_untouched(args, message):
     results = REPO_ROOT / "results"
@@ -66,8 +70,8 @@ def test_run_all_rejects_bad_arguments_at_once_and_leaves_results_untouched(args
 
 
 # ---- notebooks -----------------------------------------------------------------------------
-def test_there_are_six_numbered_notebooks():
-    assert [p.name[:2] for p in NOTEBOOKS] == ["00", "01", "02", "03", "04", "05"]
+def test_there_are_seven_numbered_notebooks():
+    assert [p.name[:2] for p in NOTEBOOKS] == ["00", "01", "02", "03", "04", "05", "06"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -234,7 +238,7 @@ def test_pipeline_stops_at_the_failing_notebook_and_names_it(tmp_path, monkeypat
     status = pipeline.run("tiny", 0, results=str(tmp_path / "results"))
     assert status == 1
     err = capsys.readouterr().err
-    assert "01_broken.ipynb failed at cell" in err and "ValueError" in err
+    assert "01_broken.ipynb on build 0 failed at cell" in err and "ValueError" in err
     manifest = json.loads((tmp_path / "results" / "manifest.json").read_text())
     entries = manifest["notebooks"]
     assert entries["00_ok"]["exit_status"] == "ok" and entries["01_broken"]["exit_status"] == "failed"

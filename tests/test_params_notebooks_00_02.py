@@ -52,9 +52,24 @@ def test_fields_are_the_parameters_cell_with_its_defaults(stem):
         assert default == cell[name], (name, default, cell[name])
 
 
+def test_a_replicate_build_evaluates_40_percent_on_the_same_schedule():
+    """A further build of a multi-build run stops at the 40 % checkpoint of the schedule that the first
+    build runs to 80 %: the same weights there, a quarter of the work."""
+    first, further = PruningParams(), PruningParams(replicate=True)
+    assert first.sparsities == [0.2, 0.4, 0.5, 0.6, 0.8] and first.final_sparsity == 0.8
+    assert further.sparsities == [0.4] and further.final_sparsity == 0.8
+    from vlmid.experiments.pruning import schedule
+    assert schedule(further) == schedule(first)
+    from vlmid.pruning.plan import dense_finetune_steps, pruning_plan
+    assert dense_finetune_steps(further) == dense_finetune_steps(first) - first.hold_steps   # one hold fewer before 40 %
+    assert pruning_plan(further, 9).work[0].count < 0.5 * pruning_plan(first, 9).work[0].count
+    with pytest.raises(ValueError, match="final_sparsity"):
+        PruningParams(final_sparsity=0.6)   # below the largest checkpoint, 0.8
+
+
 def test_build_params_smoke_sizes():
     assert as_plain(BuildParams()) == dict(profile="tiny", seed=0, smoke=False, results_dir=None,
-                                           device=resolve_device("auto"),
+                                           device=resolve_device("auto"), replicate=False,
                                            n_test=1000, n_zeroshot=None, n_probe=2000, n_probe_fit=5000)
     p = BuildParams(smoke=True)
     assert (p.n_test, p.n_zeroshot, p.n_probe, p.n_probe_fit) == (24, 60, 120, 120)

@@ -78,9 +78,42 @@ def test_a_killed_run_loses_nothing_and_resume_continues(tmp_path):
     resumed = _pipeline(nbdir, results, "--seed", "0", "--resume")
     out, _ = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, out
-    assert "00_first.ipynb: complete for this commit and these parameters, skipped" in out
-    assert "01_second.ipynb  (profile=tiny, seed=0" in out and "02_third.ipynb  (profile=tiny, seed=0" in out
+    assert "00_first.ipynb on build 0: complete for this commit and these parameters, skipped" in out
+    assert "01_second.ipynb on build 0  (profile=tiny" in out and "02_third.ipynb on build 0  (profile=tiny" in out
     for stem in ("00_first", "01_second", "02_third"):
         assert json.loads((results / stem / "metrics.json").read_text())["seed_seen"] == 0
         assert json.loads((results / stem / "provenance.json").read_text())["complete"] is True
     assert not list(results.glob(".*")) and not list((results / "executed").glob(".*"))
+
+
+def test_a_run_over_several_builds_writes_each_build_apart_and_pools_them_last(tmp_path):
+    """00 on the first build only, 01 on every build (further builds as replicates, in builds/seed<N>/),
+    then 06 once with every build; --resume on the same builds runs nothing again."""
+    nbdir, results = tmp_path / "notebooks", tmp_path / "results"
+    nbdir.mkdir()
+    _notebook(nbdir / "00_first.ipynb", _writer_body("00_first", False))
+    _notebook(nbdir / "01_second.ipynb", "replicate = globals().get('replicate', False)\n"
+              + _writer_body("01_second", False).replace("out.metrics(seed_seen=seed)",
+                                                        "out.metrics(seed_seen=seed, replicate=replicate)"))
+    _notebook(nbdir / "06_pool.ipynb", "import json, pathlib\n"
+              "pathlib.Path(results_dir, 'pooled.json').write_text(json.dumps({'builds': builds}))\n")
+    run = _pipeline(nbdir, results, "--builds", "3,1")
+    out, _ = run.communicate(timeout=300)
+    assert run.returncode == 0, out
+    order = [line.split("] ")[1].split("  (")[0] for line in out.splitlines() if line.startswith("=== [")]
+    assert order == ["00_first.ipynb on build 3", "01_second.ipynb on build 3", "01_second.ipynb on build 1",
+                     "06_pool.ipynb on all builds"]
+    first = json.loads((results / "01_second" / "metrics.json").read_text())
+    further = json.loads((results / "builds" / "seed1" / "01_second" / "metrics.json").read_text())
+    assert (first["seed_seen"], first["replicate"]) == (3, False)
+    assert (further["seed_seen"], further["replicate"]) == (1, True)
+    assert not (results / "builds" / "seed1" / "00_first").exists()
+    assert (results / "builds" / "seed1" / "executed" / "01_second.ipynb").exists()
+    assert json.loads((results / "pooled.json").read_text()) == {"builds": "3,1"}
+    manifest = json.loads((results / "manifest.json").read_text())
+    assert manifest["builds"] == [3, 1] and "builds/seed1/01_second" in manifest["notebooks"]
+
+    again = _pipeline(nbdir, results, "--builds", "3,1", "--resume")
+    out, _ = again.communicate(timeout=300)
+    assert again.returncode == 0, out
+    assert out.count("skipped (--resume)") == 3   # this 06 writes no results folder of its own, so it runs again

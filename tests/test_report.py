@@ -7,6 +7,7 @@ import pytest
 
 from vlmid import claims, verdict
 
+from vlmid.experiments import models_and_data as m00
 from vlmid.harness import report
 from vlmid.paths import REPO_ROOT
 from vlmid.harness.report import README_END, README_START, headline_table, render_report, write_report
@@ -17,6 +18,7 @@ M00 = {"blip_cider": 1.3125, "blip_bleu4": 0.3412, "clip_zeroshot_top1": 0.8525,
        "probe_blip_colour": 1.0, "probe_clip_colour": 0.99, "blip_garment_f1": 0.875, "blip_binding_acc": 0.8,
        "blip_count_acc": 0.99, "blip_scene_exact": 0.6, "shortcut_oracle_cider": 1.1,
        "shortcut_oracle_garment_f1": 0.12}
+M00 |= m00.across_metrics(m00.builds_table([], M00, 0, "shipped"))   # one build: its own numbers
 M01 = {"twonn_rel_diff_vs_skdim": 0.0004, "twonn_speedup_vs_skdim": 1.7, "twonn_speedup_ci_low": 1.5,
        "twonn_speedup_ci_high": 1.9, "twonn_speedup_ci_coverage": 0.984, "id_vision_max": 41.5,
        "id_language_max": 12.25, "id_fusion_max": 20.0, "id_vision_mean": 30.0,
@@ -75,7 +77,7 @@ def rows_of(table: str) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for line in table.splitlines()[2:]:
         cells = [c.strip() for c in line.strip("|").split(" | ")]
-        out.setdefault(cells[0], []).append(cells[-1].strip("*"))
+        out.setdefault(cells[0], []).append(cells[4].strip("*"))
     return out
 
 
@@ -93,7 +95,8 @@ def test_headline_verdicts_come_from_the_numbers(results):
     assert set(verdicts["03"]) == {"not run yet"} and set(verdicts["04"]) == {"not run yet"}
     assert set(verdicts["05"]) == {"not measured"}
     # measured values are formatted from metrics.json, the anchors from the literature
-    assert "garment F1 0.875, binding 0.800, count 0.990, all right in 60.0% of scenes; CIDEr-D 1.312" in table
+    assert ("garment F1 0.875, binding 0.800, count 0.990 (builds at or above each floor: 1, 1, 1 of 1); the models "
+            "measured here: all right in 60.0% of scenes, CIDEr-D 1.312") in table
     assert "mean: vision hunchback" in table and "85.2%" in table and "1,900,000" in table
     assert "platon + ID: 99.1% of dense CIDEr-D 1.300" in table
     assert "-0.012 [-0.020, -0.004]" in table  # every comparison shows its effect and interval
@@ -110,7 +113,7 @@ def test_missing_notebooks_are_never_filled_in(results):
 
 def test_a_changed_number_changes_the_verdict(results):
     m = json.loads((results / "00_build_models_and_data" / "metrics.json").read_text())
-    m["blip_garment_f1"] = 0.79  # the captions miss a garment more often: below the 0.80 floor
+    m["blip_garment_f1_mean"] = 0.79  # the captions miss a garment more often: below the 0.80 floor
     (results / "00_build_models_and_data" / "metrics.json").write_text(json.dumps(m))
     assert rows_of(headline_table(results))["00"][0] == "target missed"
 
@@ -143,10 +146,10 @@ def test_activation_aware_svd_must_beat_the_noise_and_never_lose(tmp_path):
         return [line for line in headline_table(tmp_path).splitlines() if "Activation-aware SVD" in line][0]
 
     row = verdict()  # ahead in the mean at the mid size, but nowhere beyond the noise
-    assert "ahead beyond the noise at 0, behind at 0" in row and row.endswith("**undecided** |")
-    assert verdict(svd_aware_wins=2).endswith("**reproduced** |")
+    assert "ahead beyond the noise at 0, behind at 0" in row and "| **undecided** |" in row
+    assert "| **reproduced** |" in verdict(svd_aware_wins=2)
     row = verdict(svd_aware_wins=2, svd_aware_losses=1)  # one size where it is significantly worse
-    assert "behind at 1" in row and row.endswith("**not reproduced** |")
+    assert "behind at 1" in row and "| **not reproduced** |" in row
 
 
 def test_null_written_by_the_notebook_is_a_finding_not_a_gap(tmp_path):
@@ -159,7 +162,12 @@ def test_null_written_by_the_notebook_is_a_finding_not_a_gap(tmp_path):
         "naive_top1_keep_1.0": 0.11, "naive_change_keep_1.0": -0.69, "naive_change_keep_1.0_ci_low": -0.71,
         "naive_change_keep_1.0_ci_high": -0.67, "keep_cls_top1_keep_0.5": 0.6, "keep_cls_gain_keep_0.5": 0.48,
         "keep_cls_gain_keep_0.5_ci_low": 0.45, "keep_cls_gain_keep_0.5_ci_high": 0.51,
-        "collapse_cause": "the summary token in place of the class token"})
+        "collapse_cause": "the summary token in place of the class token", "target_set": "harder set",
+        "target_n_eval": 800, **{k: None for k in ("target_variant", "target_speedup_within_1pt", "target_flops_ratio",
+                                                   "target_top1_change_within_1pt", "target_top1_change_within_1pt_ci_low",
+                                                   "target_top1_change_within_1pt_ci_high", "target_flops_variant",
+                                                   "target_flops_ratio_within_1pt")},
+        "target_baseline_top1": 0.81, "target_oracle_top1": 0.85, "target_random_top1": 0.67})
     table = headline_table(root)
     # the collapse is there, but naive pruning collapses at keep 1.0 too: dropping tokens is not its cause
     assert rows_of(table)["03"] == ["reproduced", "not reproduced", "target missed"]
@@ -221,6 +229,29 @@ def test_every_claim_names_a_known_notebook_and_its_keys():
         assert fields <= set(c.needs), (c.statement, fields - set(c.needs))
         assert c.interval is None or len(c.interval) == 2
     assert {c.notebook for c in claims.CLAIMS} == numbers
+
+
+def test_verdicts_are_decided_on_the_builds_pooled_when_notebook_06_ran(results):
+    """With notebook 06's pooled headline, the report decides on it (not on the first build's numbers)
+    and shows how many builds agree."""
+    import pandas as pd
+
+    from vlmid.claims import of_notebook
+
+    assert rows_of(headline_table(results))["02"][1] == "not reproduced"   # the first build alone
+    pooled = json.loads((results / "02_pruning_blip" / "metrics.json").read_text())
+    pooled |= {"id_prior_gain_at_40": -0.01, "id_prior_gain_at_40_ci_low": -0.05, "id_prior_gain_at_40_ci_high": 0.03}
+    write_nb(results, "06_verdicts_across_builds", {"n_builds": 3, "builds": "0,1,2", "n_changed_vs_first_build": 1})
+    folder = results / "06_verdicts_across_builds"
+    (folder / "pooled_metrics.json").write_text(json.dumps({"02": pooled}))
+    claim = of_notebook("02")[1]
+    pd.DataFrame([{"notebook": "02", "claim": claim.statement, "builds_agreeing": "2/3"}]).to_csv(
+        folder / "verdicts_across_builds.csv", index=False)
+    table = headline_table(results)
+    assert rows_of(table)["02"][1] == "undecided"
+    line = next(l for l in table.splitlines() if claim.statement in l)
+    assert line.rstrip().endswith("| 2/3 |")
+    assert "decided across 3 model builds" in render_report(results)
 
 
 # -- the committed report and README agree with the committed results --------------------------------

@@ -24,6 +24,34 @@ def run_results_dir(profile: str = "tiny", smoke: bool = False, path: str | os.P
     return results_dir() / ("smoke" if smoke else "") / ("paper" if profile == "paper" else "")
 
 
+# A run over several model builds: notebook 00 runs on the first build only (it re-measures that build and
+# tables every shipped build's quality gates from their manifests), notebook 06 once after all of them (it
+# pools the builds), every other notebook on each build.
+FIRST_BUILD_ONLY, ACROSS_BUILDS = ("00",), ("06",)
+
+
+def build_results_dir(root: str | os.PathLike, builds, build: int) -> Path:
+    """Where one model build's notebooks write in a run over ``builds`` (model seeds, in run order):
+    the first build into ``root`` itself (``results/<notebook>/``, what the figures of the README show),
+    every further one into ``root/builds/seed<N>/`` (notebook 06 pools them all)."""
+    builds = [int(b) for b in builds]
+    if int(build) not in builds:
+        raise ValueError(f"build {build} is not among the run's builds {builds}")
+    return Path(root) if int(build) == builds[0] else Path(root) / "builds" / f"seed{int(build)}"
+
+
+def parse_builds(text: str | int | list | tuple) -> list[int]:
+    """``"0,1,2"`` (or a list, or one number) -> ``[0, 1, 2]``: model builds by their seed, each once, in order."""
+    items = list(text) if isinstance(text, (list, tuple)) else str(text).replace(" ", "").split(",")
+    try:
+        builds = [int(x) for x in items if str(x) != ""]
+    except ValueError:
+        raise ValueError(f"builds={text!r}: give model seeds as whole numbers separated by commas, e.g. 0,1,2") from None
+    if not builds or any(b < 0 for b in builds) or len(set(builds)) != len(builds):
+        raise ValueError(f"builds={text!r}: give at least one model seed, each >= 0 and once, e.g. 0,1,2")
+    return builds
+
+
 def data_dir(path: str | os.PathLike | None = None) -> Path:
     """Generated data and trained tiny models: ``path``, else ``$VLMID_DATA`` or ``<repo>/data``."""
     return Path(path or os.environ.get("VLMID_DATA") or REPO_ROOT / "data")

@@ -12,11 +12,11 @@ over items.
     eff.verdict                          # +1 ahead, -1 behind, 0 undecided (the interval holds 0)
 
 A model trained again with another random seed is a third source, the largest this study has:
-:func:`hierarchical_effect` resamples builds, then seeds, then items, and says how many builds agree
-with the verdict's sign (``BuildEffect.stability``).
+:func:`across_builds` takes each build's own estimate (items and seeds already in it) and gives
+their mean with a t interval over the builds, and says how many builds agree with the verdict's sign.
 
-    eff = paired_effect_across_builds(a, b)   # a[k], b[k]: build k's scores
-    eff.per_build, eff.stability              # each build's own effect; builds that agree
+    eff = across_builds([0.03, -0.01, 0.02, 0.04, 0.01])   # one estimate per model build
+    eff.diff, eff.low, eff.high, eff.stability               # mean, 95 % interval, builds that agree
 
 A verdict is only as good as its interval: "undecided" is the honest answer when the interval
 includes zero. :func:`items_needed` turns a measured interval into the number of items that
@@ -150,88 +150,89 @@ def median_interval(values: Sequence[float], level: float = LEVEL) -> tuple[floa
 
 # -- across model builds -------------------------------------------------------------------------
 @dataclass(frozen=True)
-class BuildEffect(Effect):
-    """An effect measured on several model builds: its interval resamples the builds too, and
-    ``per_build`` / ``stability`` say how many builds agree with the verdict's sign."""
-    n_builds: int = 1
-    per_build: tuple[float, ...] = ()
+class BuildEffect:
+    """An effect measured on several model builds, the builds as the unit of analysis.
+
+    ``per_build`` holds each build's own estimate (its items and fine-tuning seeds already averaged
+    in, as its notebook wrote it); ``diff`` is their mean and ``[low, high]`` its t interval;
+    ``stability`` counts the builds whose own estimate has the sign of the verdict."""
+    diff: float
+    low: float
+    high: float
+    per_build: tuple[float, ...]
+    level: float = LEVEL
+
+    @property
+    def n_builds(self) -> int:
+        return len(self.per_build)
+
+    @property
+    def verdict(self) -> int:
+        """+1 when the whole interval is above zero, -1 when below, 0 otherwise (also with one build:
+        one build says nothing about the next)."""
+        return 1 if self.low > 0 else -1 if self.high < 0 else 0
+
+    @property
+    def half_width(self) -> float:
+        return (self.high - self.low) / 2
 
     @property
     def stability(self) -> int:
-        """How many builds' own effect has the sign of the pooled effect (of the verdict, when decided)."""
-        sign = self.verdict or (1 if self.diff > 0 else -1 if self.diff < 0 else 0)
+        """How many builds' own estimate has the sign of the verdict (of the mean, when undecided)."""
+        sign = self.verdict or int(np.sign(self.diff))
         return sum(1 for e in self.per_build if sign and np.sign(e) == sign)
 
-    def as_dict(self, prefix: str = "") -> dict:
-        """:meth:`Effect.as_dict` plus ``prefix_n_builds`` and ``prefix_stability`` (builds that agree)."""
-        out = super().as_dict(prefix)
-        if prefix:
-            out.update({f"{prefix}_n_builds": self.n_builds, f"{prefix}_stability": self.stability})
-        return out
+    def as_dict(self, prefix: str) -> dict:
+        """``{prefix, prefix_ci_low, prefix_ci_high, prefix_n_builds, prefix_stability}`` for metrics.json."""
+        return {prefix: self.diff, f"{prefix}_ci_low": self.low, f"{prefix}_ci_high": self.high,
+                f"{prefix}_n_builds": self.n_builds, f"{prefix}_stability": self.stability}
 
     def __str__(self) -> str:
-        return f"{super().__str__()}, {self.stability}/{self.n_builds} builds agree"
+        return f"{self.diff:+.3f} [{self.low:+.3f}, {self.high:+.3f}], {self.stability}/{self.n_builds} builds agree"
 
 
-def hierarchical_effect(per_build: Sequence, n_boot: int = N_BOOT, level: float = LEVEL, seed: int = 0,
-                        small_sample: bool = True) -> BuildEffect:
-    """Mean per-item difference over model builds, with the hierarchical bootstrap's interval.
+def _t_quantile(level: float, dof: int) -> float:
+    from scipy.stats import t
 
-    ``per_build``: one array of per-item differences per build, each (n_items,) or (n_seeds, n_items)
-    (builds may score different items, e.g. test scenes drawn with the build's own random seed). One
-    resample draws builds with replacement, then within each drawn build its fine-tuning seeds, then
-    its items (one draw of items shared by that build's seeds, keeping the pairing), and averages
-    (Saravanan, Berman and Sober 2020, "Application of the hierarchical bootstrap to multi-level data
-    in neuroscience"). The effect is the mean of the builds' means: every build weighs the same.
+    return float(t.ppf((1 + level) / 2, dof))
 
-    With few builds the percentile interval of the top level is too narrow: the bootstrap's variance
-    of a mean of K values is (K-1)/K of the unbiased one. ``small_sample`` widens the interval about
-    the effect by sqrt(K / (K-1)) (K > 1), the usual correction; with one build it is the paired
-    bootstrap of :func:`bootstrap_mean` and says nothing about build-to-build variance. Where the builds
-    do not really differ, resampling them re-counts the item noise of each build's mean, so the interval
-    is then up to about sqrt(2) wider than the item bootstrap's: conservative, never easier to decide.
+
+def across_builds(per_build: Sequence[float], level: float = LEVEL) -> BuildEffect:
+    """The mean of the builds' own estimates with its t interval, ``mean +- t(K-1) s / sqrt(K)``.
+
+    Each build's estimate already carries its own item and seed noise (its notebook averaged its
+    test items and fine-tuning seeds), so the spread of the K estimates holds every source of
+    variance at once: the build, the seeds and the items. Resampling the top level only is what
+    Ren et al. (2010, "Nonparametric bootstrapping for hierarchical data") found right for nested
+    data; with five builds a bootstrap of five values gives an interval about 30 % too narrow
+    (its variance is (K-1)/K of the unbiased one and its quantiles are the normal's, not Student's),
+    so the interval is Student's, exact when the build estimates are normal. With one build the
+    interval is NaN and the verdict undecided: one build says nothing about the next.
     """
     if not 0.0 < level < 1.0:
         raise ValueError(f"level={level!r} must lie in (0, 1), e.g. 0.95")
-    if n_boot < 100:
-        raise ValueError(f"n_boot={n_boot}: use at least 100 resamples (2000 by default)")
-    builds = [_as_seeds_items(d, f"per_build[{k}]") for k, d in enumerate(per_build)]
-    if not builds:
-        raise ValueError("per_build is empty: pass one array of per-item differences per model build")
-    builds = [b.reshape(-1, b.shape[-1]) for b in builds]      # (seeds, items) each
-    means = np.array([b.mean() for b in builds])
-    k = len(builds)
-    rng = np.random.default_rng([seed, 11])
-    boot = np.empty(n_boot)
-    for i in range(n_boot):
-        total = 0.0
-        for j in rng.integers(0, k, size=k):
-            b = builds[j]
-            s = rng.integers(0, b.shape[0], size=b.shape[0]) if b.shape[0] > 1 else np.zeros(1, dtype=int)
-            items = rng.integers(0, b.shape[1], size=b.shape[1])
-            total += b[np.ix_(s, items)].mean()
-        boot[i] = total / k
-    diff = float(means.mean())
-    low, high = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
-    if small_sample and k > 1:
-        c = math.sqrt(k / (k - 1))
-        low, high = diff - c * (diff - low), diff + c * (high - diff)
-    n_seeds = max(b.shape[0] for b in builds)
-    n_items = int(sum(b.shape[1] for b in builds))
-    return BuildEffect(diff, float(low), float(high), n_items, n_seeds, level, n_builds=k,
-                       per_build=tuple(float(m) for m in means))
+    x = np.asarray(per_build, dtype=float)
+    if x.ndim != 1 or x.size == 0:
+        raise ValueError(f"per_build must be one estimate per model build, got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError(f"per_build holds NaN or inf ({x.tolist()}): leave out the builds that measured nothing")
+    mean = float(x.mean())
+    if x.size == 1:
+        return BuildEffect(mean, math.nan, math.nan, (mean,), level)
+    half = _t_quantile(level, x.size - 1) * float(x.std(ddof=1)) / math.sqrt(x.size)
+    return BuildEffect(mean, mean - half, mean + half, tuple(float(v) for v in x), level)
 
 
-def paired_effect_across_builds(a: Sequence, b: Sequence, scale_b: float = 1.0, **kwargs) -> BuildEffect:
-    """:func:`paired_effect` on each build's scores, pooled across builds: ``a[k]`` and ``b[k]`` are
-    build k's per-item scores ((n_items,) or (n_seeds, n_items); ``b[k]`` of shape (n_items,) is shared
-    by every seed of ``a[k]``)."""
-    if len(a) != len(b):
-        raise ValueError(f"a has {len(a)} builds and b {len(b)}: pass one entry per build to each")
-    diffs = []
-    for k, (x, y) in enumerate(zip(a, b)):
-        x, y = _as_seeds_items(x, f"a[{k}]"), _as_seeds_items(y, f"b[{k}]")
-        if x.shape[-1] != y.shape[-1]:
-            raise ValueError(f"build {k}: a and b score different items ({x.shape[-1]} vs {y.shape[-1]})")
-        diffs.append(x - scale_b * y)
-    return hierarchical_effect(diffs, **kwargs)
+def builds_needed(effect: BuildEffect, target_half_width: float, most: int = 100) -> int | None:
+    """Builds for a half-width of ``target_half_width`` if the builds' spread stays as measured
+    (Student's quantile shrinks too); None when more than ``most`` would be needed or the spread is
+    unknown (one build). The power estimate of a verdict decided across builds."""
+    if target_half_width <= 0:
+        raise ValueError(f"target_half_width={target_half_width!r} must be > 0")
+    if effect.n_builds < 2:
+        return None
+    sd = float(np.std(effect.per_build, ddof=1))
+    for k in range(2, most + 1):
+        if _t_quantile(effect.level, k - 1) * sd / math.sqrt(k) <= target_half_width:
+            return k
+    return None

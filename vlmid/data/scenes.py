@@ -349,6 +349,106 @@ def centred_items(photos: np.ndarray, size: int = 32) -> np.ndarray:
     return np.stack([render([p], [Item(0, "white", size, c, c)]) for p in photos])
 
 
+# ---------------------------------------------------------------- placed items (the harder zero-shot set)
+
+BACKGROUND = 10               # the patch label of a patch with (almost) no garment in it (the 10 classes are 0-9)
+MIN_FOREGROUND = 6            # pixels of a patch's 64 that must belong to a garment to label it
+FOREGROUND_LEVEL = 20         # a pixel belongs to a garment where its brightest channel exceeds this
+
+
+def render_labelled(photos, items, rng: np.random.Generator | None = None, patch: int = 8, canvas: int = CANVAS):
+    """The scene exactly as :func:`render` draws it, plus the garment under each patch.
+
+    Returns (uint8 [canvas, canvas, 3], int64 [(canvas / patch)^2] patch labels in the ViT's
+    row-major patch order, ``BACKGROUND`` where fewer than ``MIN_FOREGROUND`` pixels are garment).
+    Where items overlap the brighter pixel is drawn, and labelled with its item. The vision
+    pre-training (:mod:`vlmid.models.pretrain`) labels its scenes with it, and notebook 03's harder
+    zero-shot set marks its foreground with it."""
+    img = np.zeros((canvas, canvas, 3), dtype=np.float32)
+    bright = np.zeros((canvas, canvas), dtype=np.float32)
+    label = np.full((canvas, canvas), BACKGROUND, dtype=np.int64)
+    for photo, it in zip(photos, items):
+        piece = tint(photo, COLOURS[it.colour], it.size, rng)
+        x0, y0 = it.cx - it.size // 2, it.cy - it.size // 2
+        region = img[y0:y0 + it.size, x0:x0 + it.size]
+        h, w = region.shape[:2]
+        piece = piece[:h, :w]
+        level = piece.max(-1)
+        wins = (level > FOREGROUND_LEVEL) & (level > bright[y0:y0 + h, x0:x0 + w])
+        label[y0:y0 + h, x0:x0 + w][wins] = it.label
+        bright[y0:y0 + h, x0:x0 + w][wins] = level[wins]
+        np.maximum(region, piece, out=region)
+    g = canvas // patch
+    per_patch = label.reshape(g, patch, g, patch).transpose(0, 2, 1, 3).reshape(g * g, patch * patch)
+    counts = np.stack([(per_patch == c).sum(1) for c in range(BACKGROUND)], 1)
+    patch_labels = np.where(counts.max(1) >= MIN_FOREGROUND, counts.argmax(1), BACKGROUND)
+    return np.clip(img, 0, 255).astype(np.uint8), patch_labels
+
+
+class PlacedItems(NamedTuple):
+    """What ``placed_items`` draws: one target garment per image, with or without distractors."""
+    images: np.ndarray       # uint8 [N, C, C, 3]
+    labels: np.ndarray       # int64 [N]: the target's class
+    foreground: np.ndarray   # bool [N, (C / patch)^2]: the patches labelled with the target, ViT row-major order
+    targets: list[Item]      # the target as drawn: colour, size, centre
+    n_items: np.ndarray      # int64 [N]: items drawn, the target included
+
+
+DISTRACTOR_SIZE = (14, 17)   # pixels: below the smallest item of any scene (SIZES), so the target is the largest
+
+
+def _distractor_cells(cx: int, cy: int, canvas: int = CANVAS) -> list[tuple[int, int]]:
+    """Cells (column, row) of :func:`sample_layout`'s 3 x 3 grid that do not touch the cell of the item centred at
+    (cx, cy); the four corners when it sits in the middle cell."""
+    col, row = int(cx // (canvas / 3)), int(cy // (canvas / 3))
+    far = [(c, r) for r in range(3) for c in range(3) if max(abs(c - col), abs(r - row)) == 2]
+    return far or [(0, 0), (2, 0), (0, 2), (2, 2)]
+
+
+def placed_items(photos: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
+                 p_distractors=(1.0,), white_p: float = 0.3, patch: int = 8) -> PlacedItems:
+    """One target item per photo, placed as CLIP's training places it, with the patches it covers: the
+    harder zero-shot set, where the garment is not a fixed centre.
+
+    The target (``photos[i]``, class ``labels[i]``) gets :func:`single_items`' place, size and colour
+    (:func:`sample_layout` for one item; white with probability ``white_p``). Image ``i`` then gets ``d``
+    distractors, ``d`` drawn with the probabilities ``p_distractors`` (of 0, 1, 2 distractors): other photos
+    of ``photos`` of another class than the target, ``DISTRACTOR_SIZE`` pixels wide at a random colour, each
+    in its own grid cell away from the target's (:func:`_distractor_cells`, the same jitter as the target).
+    Smaller than any item CLIP was trained on, they leave the target the one garment an image is about, so
+    its class stays the right answer; a patch's label says whose garment it is. ``foreground``: the target's
+    patches by :func:`render_labelled`'s rule."""
+    photos, labels = np.asarray(photos), np.asarray(labels)
+    p = np.asarray(p_distractors, dtype=float)
+    if p.ndim != 1 or not 1 <= len(p) <= 3 or (p < 0).any() or not np.isclose(p.sum(), 1.0):
+        raise ValueError(f"p_distractors={p_distractors!r}: probabilities of 0, 1 and 2 distractors, summing to 1")
+    g, third = CANVAS // patch, CANVAS / 3
+    images = np.zeros((len(labels), CANVAS, CANVAS, 3), dtype=np.uint8)
+    foreground = np.zeros((len(labels), g * g), dtype=bool)
+    n_items = np.zeros(len(labels), dtype=np.int64)
+    targets = []
+    for i, (photo, lab) in enumerate(zip(photos, labels)):
+        items, _ = sample_layout(1, [int(lab)], rng)
+        if rng.random() < white_p:
+            items[0].colour = "white"
+        d = int(rng.choice(len(p), p=p))
+        others = np.flatnonzero(labels != lab)
+        if d and not len(others):
+            raise ValueError("placed_items: distractors need photos of another class than the target")
+        pick = rng.choice(others, size=d)
+        cells = _distractor_cells(items[0].cx, items[0].cy)
+        for j, c in zip(pick, rng.choice(len(cells), size=d, replace=False)):
+            size = int(rng.integers(DISTRACTOR_SIZE[0], DISTRACTOR_SIZE[1] + 1))
+            cx, cy = (third * (cells[c][k] + 0.5) + rng.integers(-3, 4) for k in range(2))
+            items.append(Item(int(labels[j]), str(rng.choice(list(COLOURS))), size,
+                              _clip_centre(cx, size, CANVAS), _clip_centre(cy, size, CANVAS)))
+        images[i], patch_labels = render_labelled([photo] + [photos[j] for j in pick], items, rng, patch)
+        foreground[i] = patch_labels == int(lab)
+        targets.append(items[0])
+        n_items[i] = len(items)
+    return PlacedItems(images, labels.astype(np.int64), foreground, targets, n_items)
+
+
 # ---------------------------------------------------------------- figure
 
 def sample_figure(examples: list[CaptionExample], ncols: int = 4, captions_shown: int = 3):

@@ -114,7 +114,7 @@ def evaluator(test: Sequence, items=None):
 
 def schedule(P) -> dict:
     """Every run's cubic schedule (:class:`vlmid.pruning.PruneConfig` fields), from the parameters."""
-    return dict(final_sparsity=max(P.sparsities), total_steps=P.total_steps, initial_warmup=P.initial_warmup,
+    return dict(final_sparsity=P.final_sparsity, total_steps=P.total_steps, initial_warmup=P.initial_warmup,
                 final_warmup=0, delta_t=P.delta_t, lr=P.lr, hold_steps=P.hold_steps)
 
 

@@ -4,6 +4,7 @@
 call it directly from an activated environment too::
 
     python -m vlmid.harness.pipeline --profile tiny --seed 0 --only 01
+    python -m vlmid.harness.pipeline --builds 0,1,2,3,4   # each build in turn, then notebook 06 pools them
     python -m vlmid.harness.pipeline --resume     # continue an interrupted run where it stopped
 
 A notebook's results folder is replaced only when the notebook completes (:class:`vlmid.harness.results.ResultWriter`
@@ -24,10 +25,13 @@ import sys
 import time
 from pathlib import Path
 
-from ..paths import PROFILES, REPO_ROOT, run_results_dir
+from ..paths import ACROSS_BUILDS, FIRST_BUILD_ONLY, PROFILES, REPO_ROOT, build_results_dir, parse_builds, run_results_dir
 from .results import git_commit, is_complete, package_versions, write_json
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
+# seconds a cell's output may take to arrive once the cell is done (nbclient's default, 4 s, failed a smoke
+# run on two cores shared with a model build: the kernel was alive, only slow to answer)
+IOPUB_TIMEOUT = 60
 
 
 def notebooks(only: str | None = None) -> list[Path]:
@@ -53,26 +57,41 @@ def _failed_cell(exc: Exception) -> str:
     return f"{where}: {ename}: " + "\n".join(evalue[:16])   # the message, whole (a list of what is missing)
 
 
-def completed(entry: dict | None, out_root: Path, nb: Path, commit: str, params: dict) -> bool:
-    """Whether ``nb`` already completed in ``out_root`` for this commit and these parameters
-    (its manifest entry says so and its results folder holds a complete run of the same commit)."""
+def completed(entry: dict | None, root: Path, nb: Path, commit: str, params: dict,
+              out_root: Path | None = None) -> bool:
+    """Whether ``nb`` already completed in ``root`` (a build's results folder) for this commit and these
+    parameters (its manifest entry says so and its results folder holds a complete run of the same
+    commit); the entry's executed copy is relative to ``out_root`` (default ``root``)."""
+    out_root = root if out_root is None else out_root
     if not entry or entry.get("exit_status") != "ok" or entry.get("commit") != commit \
             or entry.get("parameters") != params or not (out_root / entry.get("executed", "-")).exists():
         return False
-    prov = is_complete(out_root / nb.stem)
+    prov = is_complete(root / nb.stem)
     return prov is not None and prov.get("commit") == commit
 
 
-def run(profile: str, seed: int, only: str | None = None, results: str | None = None,
+
+
+def schedule(todo: list[Path], builds: list[int]) -> list[tuple[Path, int | None]]:
+    """(notebook, build) in run order: the first build's notebooks, then each further build's, then
+    the notebooks that pool the builds (build None)."""
+    per_build = [nb for nb in todo if nb.name[:2] not in ACROSS_BUILDS]
+    steps = [(nb, b) for i, b in enumerate(builds) for nb in per_build
+             if i == 0 or nb.name[:2] not in FIRST_BUILD_ONLY]
+    return steps + [(nb, None) for nb in todo if nb.name[:2] in ACROSS_BUILDS]
+
+
+def run(profile: str, builds: int | list[int], only: str | None = None, results: str | None = None,
         smoke: bool = False, extra_parameters: dict | None = None, resume: bool = False) -> int:
+    """Run the notebooks on each model build of ``builds`` (seeds; the first writes into the results
+    folder itself, the others into ``builds/seed<N>/`` below it), then notebook 06 over all of them."""
     import papermill as pm
 
     if profile not in PROFILES:
         raise SystemExit(f"unknown profile {profile!r}: use one of {', '.join(PROFILES)}")
+    builds = parse_builds(builds)   # one seed, or several
     todo = notebooks(only)
     out_root = run_results_dir(profile, smoke, results)  # results/, results/smoke/ or results/paper/
-    executed = out_root / "executed"
-    executed.mkdir(parents=True, exist_ok=True)
     manifest_path = out_root / "manifest.json"
     manifest = {}
     if manifest_path.exists():
@@ -81,19 +100,31 @@ def run(profile: str, seed: int, only: str | None = None, results: str | None = 
         except ValueError:
             manifest = {}
     manifest.setdefault("notebooks", {})
-    manifest.update(commit=git_commit(), versions=package_versions())
+    manifest.update(commit=git_commit(), versions=package_versions(), builds=builds)
 
-    params = dict(profile=profile, seed=seed, smoke=smoke, **(extra_parameters or {}))
-    if results is not None:
-        params["results_dir"] = str(out_root)
+    steps = schedule(todo, builds)
     status, skipping = 0, resume
-    for i, nb in enumerate(todo, 1):
-        if skipping and completed(manifest["notebooks"].get(nb.stem), out_root, nb, manifest["commit"], params):
-            print(f"=== [{i}/{len(todo)}] {nb.name}: complete for this commit and these parameters, skipped (--resume)",
-                  flush=True)
+    for i, (nb, build) in enumerate(steps, 1):
+        root = out_root if build is None else build_results_dir(out_root, builds, build)
+        params = dict(profile=profile, seed=builds[0] if build is None else build, smoke=smoke,
+                      **(extra_parameters or {}))
+        if build is None:
+            params["builds"] = ",".join(str(b) for b in builds)
+        elif build != builds[0]:
+            params["replicate"] = True   # a further build: what the verdicts read (each Params' REPLICATE)
+        if results is not None or root != out_root:
+            params["results_dir"] = str(root)
+        entry_name = str((root / nb.stem).relative_to(out_root))
+        where = "all builds" if build is None else f"build {build}"
+        executed = root / "executed"
+        if skipping and completed(manifest["notebooks"].get(entry_name), root, nb, manifest["commit"], params,
+                                  out_root):
+            print(f"=== [{i}/{len(steps)}] {nb.name} on {where}: complete for this commit and these parameters, "
+                  f"skipped (--resume)", flush=True)
             continue
         skipping = False   # from the first notebook that is not complete on, everything runs
-        print(f"\n=== [{i}/{len(todo)}] {nb.name}  (profile={profile}, seed={seed}{', smoke' if smoke else ''})",
+        executed.mkdir(parents=True, exist_ok=True)
+        print(f"\n=== [{i}/{len(steps)}] {nb.name} on {where}  (profile={profile}{', smoke' if smoke else ''})",
               flush=True)
         partial, failed = executed / f".{nb.stem}.partial.ipynb", executed / f"{nb.stem}.failed.ipynb"
         t0 = time.perf_counter()
@@ -101,18 +132,18 @@ def run(profile: str, seed: int, only: str | None = None, results: str | None = 
         try:
             pm.execute_notebook(str(nb), str(partial), parameters=params,
                                 cwd=str(nb.parent), kernel_name="python3", progress_bar=True,
-                                log_output=False)
+                                log_output=False, iopub_timeout=IOPUB_TIMEOUT)
             os.replace(partial, executed / nb.name)   # the executed copy, too, replaced only when complete
             failed.unlink(missing_ok=True)
         except Exception as exc:  # papermill re-raises the cell's error; report and stop
-            error = f"{nb.name} failed at {_failed_cell(exc)}"
+            error = f"{nb.name} on {where} failed at {_failed_cell(exc)}"
             if partial.exists():
                 os.replace(partial, failed)
         wall = round(time.perf_counter() - t0, 1)
-        manifest["notebooks"][nb.stem] = {
+        manifest["notebooks"][entry_name] = {
             "wall_seconds": wall, "exit_status": "failed" if error else "ok", "error": error,
-            "profile": profile, "seed": seed, "smoke": smoke, "commit": manifest["commit"], "parameters": params,
-            "python": manifest["versions"]["python"], "versions": manifest["versions"],
+            "profile": profile, "seed": params["seed"], "build": build, "smoke": smoke, "commit": manifest["commit"],
+            "parameters": params, "python": manifest["versions"]["python"], "versions": manifest["versions"],
             "executed": str((failed if error else executed / nb.name).relative_to(out_root)),
         }
         manifest["total_wall_seconds"] = round(sum(v["wall_seconds"] for v in manifest["notebooks"].values()), 1)
@@ -129,7 +160,10 @@ def run(profile: str, seed: int, only: str | None = None, results: str | None = 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m vlmid.harness.pipeline", description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="tiny", choices=PROFILES)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=None, help="one model build (the same as --builds N)")
+    ap.add_argument("--builds", default=None,
+                    help="model builds by seed, comma-separated (default: --seed, else 0); the first writes into "
+                         "the results folder, the others into builds/seed<N>/, and notebook 06 pools them")
     ap.add_argument("--only", default=None, help="run one notebook by its number, e.g. 01")
     ap.add_argument("--results", default=None,
                     help="results folder (default: results/; smoke runs results/smoke/, the paper profile results/paper/)")
@@ -140,7 +174,13 @@ def main(argv=None) -> int:
                     help='every notebook\'s device parameter ("auto", "cpu", "cuda", "cuda:N"; default: the notebooks\' own, "auto")')
     args = ap.parse_args(argv)
     extra = {"device": args.device} if args.device else None
-    return run(args.profile, args.seed, args.only, args.results, args.smoke, extra_parameters=extra,
+    if args.builds is not None and args.seed is not None:
+        raise SystemExit("give --builds or --seed, not both (--seed N is --builds N)")
+    try:
+        builds = parse_builds(args.builds if args.builds is not None else (args.seed or 0))
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
+    return run(args.profile, builds, args.only, args.results, args.smoke, extra_parameters=extra,
                resume=args.resume)
 
 

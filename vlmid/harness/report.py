@@ -51,7 +51,10 @@ NOTEBOOKS = (
              ("quality_vs_flops.png", "training_curves.png"), ("lossyness.csv",)),
     Notebook("05", "05_quantization_lowrank", "Quantization, layer dropping and low rank",
              ("svd_plain_vs_aware.png",), ("compression_table.csv",)),
+    Notebook("06", "06_verdicts_across_builds", "Verdicts across model builds",
+             ("effects_across_builds.png",), ("verdicts_across_builds.csv",)),
 )
+ACROSS = "06"   # the notebook that pools the builds: its pooled headlines decide every other notebook's claims
 
 
 # -- reading results/ ----------------------------------------------------------------------------
@@ -80,23 +83,50 @@ def load_metrics(root: Path, nb: Notebook) -> dict | None:
     return metrics
 
 
-def headline_table(results_dir: str | Path | None = None) -> str:
-    """The markdown table of every claim: notebook, claim, measured, anchor, verdict."""
-    root = Path(default_results_dir(results_dir))
+def decided_metrics(root: Path) -> dict[str, dict | None]:
+    """Notebook number -> the headline its claims are decided on: pooled across the model builds where
+    notebook 06 pooled them (its ``pooled_metrics.json``), else the notebook's own ``metrics.json``."""
+    from ..experiments.across_builds import POOLED
+
     metrics = {nb.number: load_metrics(root, nb) for nb in NOTEBOOKS}
-    lines = ["| NB | Claim (source) | Measured here | Literature anchor | Verdict |",
-             "|---|---|---|---|---|"]
+    across = next(nb for nb in NOTEBOOKS if nb.number == ACROSS)
+    folder = notebook_dir(root, across)
+    if metrics[ACROSS] is not None and folder is not None and (folder / POOLED).exists():
+        pooled = json.loads((folder / POOLED).read_text())
+        metrics.update({n: m for n, m in pooled.items() if metrics.get(n) is not None})
+    return metrics
+
+
+def builds_agreeing(root: Path) -> dict[tuple[str, str], str]:
+    """(notebook, claim statement) -> "k/K": builds that agree with the pooled verdict (notebook 06's table)."""
+    import pandas as pd
+
+    across = next(nb for nb in NOTEBOOKS if nb.number == ACROSS)
+    folder = notebook_dir(root, across)
+    if folder is None or load_metrics(root, across) is None or not (folder / "verdicts_across_builds.csv").exists():
+        return {}
+    table = pd.read_csv(folder / "verdicts_across_builds.csv", dtype={"notebook": str})
+    return {(r.notebook, r.claim): r.builds_agreeing for r in table.itertuples()}
+
+
+def headline_table(results_dir: str | Path | None = None) -> str:
+    """The markdown table of every claim: notebook, claim, measured, anchor, verdict, builds agreeing."""
+    root = Path(default_results_dir(results_dir))
+    metrics, agreeing = decided_metrics(root), builds_agreeing(root)
+    lines = ["| NB | Claim (source) | Measured here | Literature anchor | Verdict | Builds agreeing |",
+             "|---|---|---|---|---|---|"]
     for row in CLAIMS:
         measured, word = verdict(row, metrics[row.notebook])
         claim = f"{'Target: ' if row.kind == 'target' else ''}{row.statement} ({row.source})"
-        lines.append("| " + " | ".join(table_cell(x) for x in (row.notebook, claim, measured or "-",
-                                                           row.anchor or "-", f"**{word}**")) + " |")
+        lines.append("| " + " | ".join(table_cell(x) for x in (
+            row.notebook, claim, measured or "-", row.anchor or "-", f"**{word}**",
+            agreeing.get((row.notebook, row.statement), "-"))) + " |")
     return "\n".join(lines) + "\n"
 
 
 def _verdict_counts(results_dir) -> str:
     root = Path(default_results_dir(results_dir))
-    metrics = {nb.number: load_metrics(root, nb) for nb in NOTEBOOKS}
+    metrics = decided_metrics(root)
     counts: dict[str, int] = {}
     for row in CLAIMS:
         word = verdict(row, metrics[row.notebook])[1]
@@ -142,8 +172,9 @@ def render_report(results_dir: str | Path | None = None) -> str:
            "shown with it (each notebook's claims are defined once, in its module of `vlmid/experiments/`); a comparison whose 95 % interval includes zero is *undecided*; the anchors and claims are values from the literature "
            "and the study's source documents (see `docs/methods.md` and `docs/sources.md`), not our results. A notebook that has not "
            "written its results says *not run yet*.", "",
-           f"Summary: {_verdict_counts(root)}.", "",
+           f"Summary: {_verdict_counts(root)}.", "", _builds_sentence(root), "",
            "## Headline", "", headline_table(root)]
+    decided, agreeing = decided_metrics(root), builds_agreeing(root)
     for nb in NOTEBOOKS:
         metrics = load_metrics(root, nb)
         out += [f"## {nb.number} {nb.title}", ""]
@@ -159,9 +190,10 @@ def render_report(results_dir: str | Path | None = None) -> str:
             facts.append(f"notebook wall time {run['wall_seconds']:.0f} s")
         out += ["Run: " + ", ".join(facts) + ".", ""]
         for row in (r for r in CLAIMS if r.notebook == nb.number):
-            measured, word = verdict(row, metrics)
+            measured, word = verdict(row, decided[nb.number])
             out += [f"- **{'Target' if row.kind == 'target' else 'Claim'}**: {row.statement} ({row.source})",
                     f"  - measured: {measured or '-'}",
+                    f"  - builds agreeing: {agreeing.get((row.notebook, row.statement), '-')}",
                     f"  - anchor: {row.anchor or 'none in the literature we use'}",
                     f"  - rule: {rule_text(row)}{' (needs the paper profile)' if row.paper_only else ''}",
                     f"  - verdict: **{word}**"]
@@ -183,6 +215,22 @@ def render_report(results_dir: str | Path | None = None) -> str:
             out += [f"| {table_cell(k)} | {table_cell(_fmt_value(v))} |" for k, v in numbers.items()]
             out += ["", "</details>", ""]
     return "\n".join(out).rstrip() + "\n"
+
+
+def _builds_sentence(root: Path) -> str:
+    """How the verdicts were decided: on how many model builds (notebook 06's headline)."""
+    across = next(nb for nb in NOTEBOOKS if nb.number == ACROSS)
+    m = load_metrics(root, across)
+    if m is None:
+        return ("Each verdict is decided on one model build (notebook 06, which pools the builds, has not run): "
+                "its intervals cover test images and seeds, not the model.")
+    if m.get("n_builds", 1) < 2:
+        return (f"Each verdict is decided on one model build (seed {m.get('builds')}): its intervals cover test "
+                "images and seeds, not the model. `bash run_all.sh` runs every shipped build.")
+    return (f"Each verdict is decided across {m['n_builds']} model builds (seeds {m['builds']}): an effect is the "
+            "mean of the builds' own estimates with Student's 95 % interval over the builds, and *builds agreeing* "
+            f"counts the builds that point the same way alone. {m['n_changed_vs_first_build']} verdicts differ from "
+            "the first build's alone (notebook 06).")
 
 
 def _fmt_value(v: Any) -> str:

@@ -29,6 +29,9 @@ do the numbers computed from them; that is why shipping them matters.
 
 A finished build becomes a zoo entry with ``publish(build_folder, seed, metrics)``. Check the
 shipped files from a shell with ``python -m vlmid.models.zoo verify [--seed N]``.
+Several builds of the same recipe (seeds 0, 1, 2, ...) ship side by side: :func:`shipped_seeds`
+lists them all and :func:`build_records` gives the quality each measured when it was built (notebook
+00's table of every build).
 """
 from __future__ import annotations
 
@@ -38,6 +41,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import sys
 import tempfile
@@ -94,6 +98,42 @@ def shipped_folder(seed: int = 0, root: str | os.PathLike | None = None) -> Path
     Only a folder with a ``manifest.json`` counts: the manifest is written last."""
     folder = checkpoints_root(root) / entry_name(seed)
     return folder if (folder / MANIFEST).is_file() else None
+
+
+def shipped_seeds(root: str | os.PathLike | None = None) -> list[int]:
+    """The seed of every shipped build: each ``tiny-seed<N>/`` under :func:`checkpoints_root` that holds a
+    ``manifest.json``, sorted by N as a number (seed 10 after seed 2). None is left out for its quality."""
+    folder = checkpoints_root(root)
+    if not folder.is_dir():
+        return []
+    seeds = (re.fullmatch(r"tiny-seed(\d+)", p.name) for p in folder.iterdir())
+    return sorted(int(m.group(1)) for m in seeds if m and shipped_folder(int(m.group(1)), root) is not None)
+
+
+def build_records(root: str | os.PathLike | None = None) -> list[dict]:
+    """The quality of every shipped build as measured when it was built, one record per seed (sorted).
+
+    Each record: ``seed``, ``cpu_capability`` and ``torch`` of the machine that trained it, ``bf16``,
+    ``build_seconds``, ``commit``, then every key of the manifest's ``metrics`` (the gates on the full
+    test data: ``blip_garment_f1``, ``clip_zeroshot_top1``, ``probe_blip_class`` ..., and the sizes
+    ``n_test``, ``n_zeroshot``, ``n_probe``, ``n_probe_fit``). Read from the manifests alone (no file is
+    hashed: the numbers are the manifest's); an unreadable manifest raises :class:`CheckpointError`
+    rather than leaving its build out."""
+    records = []
+    for seed in shipped_seeds(root):
+        path = shipped_folder(seed, root) / MANIFEST
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+            build = manifest.get("build") or {}
+            host = manifest.get("host") or build.get("host") or {}
+            records.append({"seed": seed, "cpu_capability": host.get("cpu_capability"), "torch": host.get("torch"),
+                            "bf16": build.get("bf16"), "build_seconds": manifest.get("build_seconds"),
+                            "commit": manifest.get("commit"), **(manifest.get("metrics") or {})})
+        except (ValueError, AttributeError) as exc:
+            raise CheckpointError(f"{path}: unreadable ({exc}); every shipped build is reported, so it cannot be "
+                                  f"skipped. Fix: " + FIX.format(seed=seed, minutes=REBUILD_MINUTES),
+                                  [(MANIFEST, "a manifest", "unreadable")]) from exc
+    return records
 
 
 def manifest_sha256(seed: int = 0, root: str | os.PathLike | None = None) -> str | None:
@@ -386,7 +426,7 @@ def main(argv=None) -> int:
             return 1
         folders = [folder]
     else:
-        folders = sorted(p.parent for p in root.glob(f"tiny-seed*/{MANIFEST}"))
+        folders = [shipped_folder(seed, root) for seed in shipped_seeds(root)]
         if not folders:
             print(f"no shipped models in {root}: nothing to verify")
             return 0

@@ -35,16 +35,22 @@ class NotebookParams:
     ``SMOKE`` in a paper smoke run: the paper stand-ins of :mod:`vlmid.harness.standins` are the real width
     and image size, so each image and step costs about a hundred times a tiny one) and override
     :meth:`check` (range checks on the values the user gave) and :meth:`finish` (values derived
-    from the others).
+    from the others). ``REPLICATE`` (the same form as ``SMOKE``, applied before it when ``replicate``
+    is true) sizes the runs on the further builds of a run over several model builds
+    (:mod:`vlmid.harness.pipeline`): what the notebook's claims read, at the precision their verdicts
+    across builds need, never a change of what is measured (a 40 % checkpoint is the same whether the
+    schedule then goes on to 80 % or stops), so every build estimates the same quantities.
     """
     profile: str = "tiny"      # "tiny": offline, models trained here | "paper": real checkpoints and datasets
     seed: int = 0
     smoke: bool = False        # tiny sizes for the test-suite
     results_dir: str | None = None
     device: str = "auto"       # "auto": CUDA when available, else CPU | "cpu" | "cuda" | "cuda:N"
+    replicate: bool = False    # a further model build of a run over several: only what the verdicts read (REPLICATE)
 
     PROFILE_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {}
     SMOKE: ClassVar[dict[str, Any]] = {}
+    REPLICATE: ClassVar[dict[str, Any]] = {}
     PAPER_SMOKE: ClassVar[dict[str, Any]] = {}
     PAPER_INPUTS: ClassVar[tuple[str, ...]] = ()   # what a paper run reads (keys of vlmid.harness.paper_inputs.INPUTS)
 
@@ -56,6 +62,9 @@ class NotebookParams:
             if getattr(self, name) is None:
                 setattr(self, name, value)
         self.check()  # what the user asked for is checked before the smoke sizes replace it
+        if self.replicate:
+            for name, value in self.REPLICATE.items():
+                setattr(self, name, value(getattr(self, name)) if callable(value) else value)
         if self.smoke:
             smoke = {**self.SMOKE, **(self.PAPER_SMOKE if self.profile == "paper" else {})}
             for name, value in smoke.items():

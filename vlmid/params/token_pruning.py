@@ -16,12 +16,13 @@ from .base import NotebookParams, check_whole
 
 @dataclass
 class TokenPruningParams(NotebookParams):
-    """Keep ratios, evaluation and timing sizes, scaling study and Extension B ranks of notebook 03."""
+    """Keep ratios, evaluation and timing sizes, the harder set, scaling study and Extension B ranks of notebook 03."""
     PAPER_INPUTS: ClassVar[tuple[str, ...]] = ("clip", "cifar10")   # what a paper run reads (vlmid.harness.paper_inputs)
     keeps: list[float] = field(default_factory=lambda: [1.0, 0.9, 0.7, 0.5])  # the CLIP token report's keep ratios (fraction of patch tokens kept)
     search_keeps: list[float] = field(default_factory=lambda: [0.4, 0.3])     # extra ratios for EViT and ToMe: the fastest variant within 1 point
     loo_keeps: list[float] = field(default_factory=lambda: [1.0, 0.5])        # keep ratios of the leave-one-out diagnostics
     n_eval: int = 2000        # zero-shot test images (Fashion-MNIST test in tiny, CIFAR-10 test in paper)
+    n_hard: int = 800         # images of the harder set (placed items; tiny only: a paper run has none, 0 here)
     batch_size: int = 32      # images per timed forward
     repeats: int = 7          # timed rounds, all variants interleaved round-robin
     warmup: int = 1           # untimed rounds first
@@ -35,6 +36,7 @@ class TokenPruningParams(NotebookParams):
     # a minute on two cores, on the smoke models
     SMOKE: ClassVar[dict[str, Any]] = {
         "n_eval": lambda n: min(n, 100),
+        "n_hard": lambda n: min(n, 100),
         "batch_size": lambda b: min(b, 16),
         "repeats": 2,
         "warmup": 1,
@@ -53,6 +55,8 @@ class TokenPruningParams(NotebookParams):
                 check_fraction(name, k, 0.0, 1.0, include_low=False)
         if not self.keeps:
             raise ValueError("keeps must name at least one keep ratio in (0, 1]")
+        if self.n_hard:
+            self.n_hard = check_whole("n_hard", self.n_hard, 10)   # 0: no harder set
         for name, low in [("n_eval", 10), ("batch_size", 1), ("repeats", 1), ("warmup", 0), ("threads", 1),
                           ("eval_threads", 1), ("scaling_batch", 1)]:
             setattr(self, name, check_whole(name, getattr(self, name), low))
@@ -61,6 +65,11 @@ class TokenPruningParams(NotebookParams):
         if any(isinstance(r, bool) or int(r) != r or r < 1 for r in self.lowrank_ranks):
             raise ValueError(f"lowrank_ranks={self.lowrank_ranks!r}: each rank must be an integer >= 1")
         check_fraction("max_loss", self.max_loss, 0.0, 1.0)
+
+    def finish(self) -> None:
+        super().finish()
+        if self.profile == "paper":
+            self.n_hard = 0   # the harder set draws Fashion-MNIST garments; CIFAR-10 photos have backgrounds of their own
 
 
 __all__ = ["TokenPruningParams"]

@@ -14,11 +14,16 @@ from ..harness.plan import Plan, Work
 from .schedule import first_step_below
 
 
+def final_sparsity(params) -> float:
+    """Where the schedule ends: ``params.final_sparsity``, else the largest checkpoint sparsity."""
+    return getattr(params, "final_sparsity", None) or max(params.sparsities)
+
+
 def dense_finetune_steps(params) -> int:
     """Optimiser steps of the dense fine-tune control: as many as a first-seed run takes to finish its 40 %
     checkpoint (the schedule's steps to 40 % plus a hold at every checkpoint up to 40 %)."""
     p = params
-    to_40 = first_step_below(1 - 0.4, p.total_steps, 1 - max(p.sparsities), p.initial_warmup, 0)
+    to_40 = first_step_below(1 - 0.4, p.total_steps, 1 - final_sparsity(p), p.initial_warmup, 0)
     return to_40 + p.hold_steps * sum(s <= 0.4 for s in p.sparsities)
 
 
@@ -31,12 +36,14 @@ def pruning_plan(params, n_methods: int, n_extra_runs_at_40: int = 3) -> Plan:
     tower-normalised prior), stop after the 40 % checkpoint. The dense model is evaluated once, the
     dense fine-tune control (as many steps as a run takes to reach 40 %) once more."""
     p = params
-    final_keep = 1 - max(p.sparsities)
+    final_keep = 1 - final_sparsity(p)
     to_40 = first_step_below(0.6, p.total_steps, final_keep, p.initial_warmup, 0)
     short = to_40 + p.hold_steps
     n_short = n_methods * (p.n_seeds_at_40 - 1) + n_extra_runs_at_40 * p.n_seeds_at_40
     control = dense_finetune_steps(p)
-    full = p.total_steps + p.hold_steps * len(p.sparsities)
+    # a first-seed run stops after its last checkpoint (the whole schedule when that is the final sparsity)
+    full = first_step_below(1 - max(p.sparsities), p.total_steps, final_keep, p.initial_warmup, 0) \
+        + p.hold_steps * len(p.sparsities)
     runs, evaluations = n_methods + n_short + 1, n_methods * len(p.sparsities) + n_short + 2
     return Plan("02", (Work(n_methods * full + n_short * short + control, "step",
                             f"optimiser steps at batch {p.batch_size} in {runs} prune-fine-tune runs "
