@@ -111,3 +111,25 @@ def test_headline_counts_changes_and_the_id_prior_half_width():
     one = exp.headline(table, {"02": gains[:1]}, [0])
     assert one["id_prior_gain_half_width"] is None and one["id_prior_builds_needed"] is None
     assert set(h) == set(exp.KEYS)
+
+
+def test_notebook_01s_words_are_recomputed_from_the_pooled_intervals():
+    """Two builds each reproduce vision > fusion > language alone, but their effects disagree so much that
+    pooled, the order is undecided: the pooled words must say so, not one build's."""
+    from vlmid.experiments import intrinsic_dimension as m01
+    from vlmid.verdict import verdict
+
+    def build(vf, fl):
+        m = {k: None for k in m01.KEYS}
+        m.update(id_poolings="mean", id_order_by_pooling="one build's words", id_order_holds_under="mean")
+        for key, v in zip(m01.EFFECTS, (vf, fl, 2.0, 0.1, 0.1)):
+            m.update({f"{key}_mean": v, f"{key}_mean_ci_low": v - 0.05, f"{key}_mean_ci_high": v + 0.05})
+        return m
+
+    builds = [build(3.0, 0.1), build(0.2, 2.0)]
+    order = m01.CLAIMS[0]
+    assert all(verdict(order, b)[1] == "reproduced" for b in builds)
+    pooled = exp.pool(builds, m01.KEYS, m01.repool)
+    assert pooled["id_order_holds_under"] == "no pooling"
+    assert pooled["id_order_by_pooling"].startswith("mean: vision - fusion +1.60 [")
+    assert verdict(order, pooled)[1] == "undecided"

@@ -69,12 +69,14 @@ def _most_common(values):
     return counts[0][0]
 
 
-def pool(per_build: list[dict], keys) -> dict:
+def pool(per_build: list[dict], keys, repool=None) -> dict:
     """One notebook's headline pooled across builds (``per_build``: its metrics, one dict per build).
 
     Effects: mean, across-build interval, ``_n_builds`` and ``_stability``; other numbers: the mean
-    over the builds that measured them; words and flags: the value most builds found. With one build,
-    that build's own headline (with ``_n_builds`` 1 and ``_stability`` 1 for each effect)."""
+    over the builds that measured them; words and flags: the value most builds found; then ``repool``
+    (an experiment's own, where its headline holds words derived from its numbers) recomputes those
+    words from the pooled numbers. With one build, that build's own headline (with ``_n_builds`` 1 and
+    ``_stability`` 1 for each effect)."""
     if not per_build:
         raise ValueError("no builds to pool: run the notebook on at least one build first")
     effects = effect_keys(keys)
@@ -105,7 +107,7 @@ def pool(per_build: list[dict], keys) -> dict:
     for k in PROVENANCE_KEYS:
         if k in per_build[0]:
             out[k] = per_build[0][k]
-    return out
+    return repool(out) if repool is not None else out
 
 
 def stability(claim: Claim, pooled: dict, per_build: list[dict]) -> tuple[int, int]:
@@ -160,7 +162,7 @@ def _notebook_dir(root: Path, number: str) -> Path | None:
 def pool_all(per_build: dict[str, list[dict]]) -> dict[str, dict]:
     """Every notebook's headline pooled across its builds."""
     stems = _stems()
-    return {n: pool(ms, stems[n].KEYS) for n, ms in per_build.items()}
+    return {n: pool(ms, stems[n].KEYS, getattr(stems[n], "repool", None)) for n, ms in per_build.items()}
 
 
 def verdict_table(per_build: dict[str, list[dict]], builds):

@@ -240,6 +240,27 @@ def holds_under(m: dict, outcome) -> str:
     return ", ".join(p for p in poolings_of(m) if outcome(m, p) == 1) or "no pooling"
 
 
+def repool(m: dict) -> dict:
+    """The headline's words recomputed from its numbers: what :mod:`vlmid.experiments.across_builds` calls
+    after pooling the builds' effects, so that the orderings and shapes it shows are the pooled ones."""
+    out = dict(m)
+    ps = [p for p in poolings_of(m) if all(m.get(f"{k}_{p}{end}") is not None
+                                           for k in EFFECTS for end in ("", "_ci_low", "_ci_high"))]
+    text = lambda k, p: f"{m[f'{k}_{p}']:+.2f} [{m[f'{k}_{p}_ci_low']:+.2f}, {m[f'{k}_{p}_ci_high']:+.2f}]"  # noqa: E731
+    out["id_order_by_pooling"] = "; ".join(
+        f"{p}: vision - fusion {text(EFFECTS[0], p)}, fusion - language {text(EFFECTS[1], p)}" for p in ps)
+    words = {"id_vision_hump": hump_word, "id_language_step": flat_word, "id_fusion_step": flat_word}
+    for group, key in (("vision", "id_vision_hump"), ("language", "id_language_step"), ("fusion", "id_fusion_step")):
+        out[f"id_{group}_shape"] = ", ".join(f"{p} {words[key](*_interval(m, key, p))}" for p in ps)
+    out["id_shape_by_pooling"] = "; ".join(
+        f"{p}: vision {hump_word(*_interval(m, 'id_vision_hump', p))} (peak above both ends by "
+        f"{text('id_vision_hump', p)}), language {flat_word(*_interval(m, 'id_language_step', p))} "
+        f"(largest step {text('id_language_step', p)})" for p in ps)
+    out["id_order_holds_under"] = holds_under(out, order_outcome)
+    out["id_shape_holds_under"] = holds_under(out, shape_outcome)
+    return out
+
+
 # --- the headline ------------------------------------------------------------------------------------------------
 NUMBER = "01"
 PER_POOLING = tuple(f"{e}_{p}{end}" for p in POOLINGS for e in EFFECTS for end in ("", "_ci_low", "_ci_high"))
