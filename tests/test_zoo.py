@@ -378,19 +378,20 @@ def test_constraints_file_pins_torch_and_not_this_package():
                    if not line.startswith("#"))
 
 
-def test_the_shipped_models_still_measure_what_their_manifest_recorded():
-    """Load the shipped seed-0 models and re-measure the quality gates on the fixed small subset
+@pytest.mark.parametrize("seed", zoo.shipped_seeds() or [0])
+def test_the_shipped_models_still_measure_what_their_manifest_recorded(seed):
+    """Load every shipped build's models and re-measure the quality gates on the fixed small subset
     (vlmid.models.quality.SUBSET: 100 test scenes, 500 zero-shot photos, 400 probe items).
 
     On the machine that built them the values are equal; on a CPU with another vector unit an
     argmax may flip, so the tolerance is about one decision in a hundred."""
     from vlmid.models import load_captioner, load_clip, quality
 
-    folder = zoo.shipped_folder(0)
-    assert folder is not None, "checkpoints/tiny-seed0/ is missing: restore it with `git checkout -- checkpoints/`"
+    folder = zoo.shipped_folder(seed)
+    assert folder is not None, f"checkpoints/tiny-seed{seed}/ is missing: restore it with `git checkout -- checkpoints/`"
     manifest = verify(folder)
     recorded = manifest["build"]["subset_metrics"]
-    now = quality.measure(load_captioner("tiny", folder=folder), load_clip("tiny", folder=folder), 0,
+    now = quality.measure(load_captioner("tiny", folder=folder), load_clip("tiny", folder=folder), seed,
                           cider=False, **quality.SUBSET)
     assert now["n_test"] == recorded["n_test"] == quality.SUBSET["n_test"]
     # the manifest's probes were measured with the probe protocol of this code (re-publish when it changes)
