@@ -64,7 +64,7 @@ TWONN = next(c for c in claims.CLAIMS if c.statement.startswith("Our TwoNN equal
     (0.02, 2.1, 2.6, claims.MISSED),        # fast but a different estimate
 ])
 def test_the_speed_target_is_decided_on_the_interval_of_its_timing_rounds(rel_diff, low, high, word):
-    m = dict(twonn_rel_diff_vs_skdim=rel_diff, twonn_speedup_vs_skdim=(low + high) / 2, twonn_speedup_ci_low=low,
+    m = dict(twonn_rel_diff_vs_skdim=rel_diff, twonn_speedup=(low + high) / 2, twonn_speedup_ci_low=low,
              twonn_speedup_ci_high=high, twonn_speedup_ci_coverage=0.984)
     measured, verdict = claims.verdict(TWONN, m)
     assert verdict == word and f"[{low:.2f}, {high:.2f}] (98% interval" in measured

@@ -133,3 +133,37 @@ def test_notebook_01s_words_are_recomputed_from_the_pooled_intervals():
     assert pooled["id_order_holds_under"] == "no pooling"
     assert pooled["id_order_by_pooling"].startswith("mean: vision - fusion +1.60 [")
     assert verdict(order, pooled)[1] == "undecided"
+
+
+def test_every_interval_a_notebook_writes_has_its_point_estimate_so_it_pools_as_an_effect():
+    """An interval without its point key would pool as the mean of its ends: no build's estimate."""
+    for number, module in exp._stems().items():
+        lows = {k[: -len("_ci_low")] for k in module.KEYS if k.endswith("_ci_low")}
+        assert lows <= set(module.KEYS), (number, sorted(lows - set(module.KEYS)))
+        assert lows == set(exp.effect_keys(module.KEYS)), number
+
+
+def test_what_a_headline_selects_is_chosen_on_the_first_build_when_pooled():
+    """Build 1's own best method scores 0.30 over 98 % of dense, but the first build chose gradient, which
+    build 1 scores at 0.05: pooled, best minus 98 % of dense is the mean of 0.10 and 0.05, not of 0.10 and 0.30."""
+    from vlmid.experiments import pruning as m02
+
+    def build(best, runner, by, vs98):
+        m = dict.fromkeys(m02.KEYS)
+        m.update(best_method_at_40=best, runner_up_at_40=runner, dense_cider=1.0, at_40_by_method=by,
+                 best_vs_98pct_dense_at_40=vs98, best_vs_98pct_dense_at_40_ci_low=vs98 - 0.02,
+                 best_vs_98pct_dense_at_40_ci_high=vs98 + 0.02, best_margin_at_40=0.01)
+        return m
+
+    first = build("gradient", "platon", {"gradient": {"CIDEr": 1.08, "garment_f1": 0.8},
+                                         "platon": {"CIDEr": 1.07, "garment_f1": 0.8}}, 0.10)
+    second = build("magnitude", "gradient", {"magnitude": {"CIDEr": 1.28, "garment_f1": 0.8},
+                                             "gradient": {"CIDEr": 1.03, "garment_f1": 0.7},
+                                             "platon": {"CIDEr": 1.00, "garment_f1": 0.7}}, 0.30)
+    pooled = exp.pool_all({"02": [first, second]})["02"]
+    assert pooled["best_method_at_40"] == "gradient"
+    assert pooled["best_vs_98pct_dense_at_40"] == pytest.approx((0.10 + 0.05) / 2)
+    assert pooled["at_40_by_method"] == first["at_40_by_method"]          # a table by name: the first build's
+    table = exp.verdict_table({"02": [first, second]}, [0, 1])
+    row = table[table.claim.str.startswith("At 40 % sparsity")].iloc[0]
+    assert row.builds_agreeing == "2/2"

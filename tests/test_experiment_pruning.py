@@ -263,3 +263,28 @@ def test_notebook_02_narrates_and_calls_its_experiment():
     text = "\n".join(code)
     assert "exp.headline(" in text and 'claims.show("02", headline)' in text
     assert "paired_effect" not in text and '" + ID"' not in text   # the comparisons and the label live in the package
+
+
+# -- across builds: the first build chooses the best method --------------------------------------------
+def test_a_build_reread_at_its_own_choice_gives_its_own_headline(built):
+    """The scores by method reproduce the headline's selected numbers exactly: nothing changes when the
+    further build chose as the first did."""
+    h = built["headline"]
+    again = exp.fix_choices([h, dict(h)])[1]
+    for key in ("best_vs_98pct_dense_at_40", "best_margin_at_40", "best_cider_retained_at_40", "best_garment_f1_at_40"):
+        assert again[key] == pytest.approx(h[key]), key
+    assert again["best_vs_98pct_dense_at_40_ci_low"] == h["best_vs_98pct_dense_at_40_ci_low"]
+
+
+def test_a_further_build_is_read_at_the_first_builds_choice_not_its_own(built):
+    h = built["headline"]
+    other = headline_of(per_scene_scores({**OFFSETS, "magnitude": 0.12}))      # magnitude wins this build
+    assert other["best_method_at_40"] == "magnitude"
+    first, fixed = exp.fix_choices([h, other])
+    assert first is h and (fixed["best_method_at_40"], fixed["runner_up_at_40"]) == ("gradient", "platon + ID")
+    assert fixed["best_vs_98pct_dense_at_40"] == pytest.approx(other["at_40_by_method"]["gradient"]["CIDEr"] - 0.98 * 1.1)
+    assert fixed["best_vs_98pct_dense_at_40"] < other["best_vs_98pct_dense_at_40"]   # its own best was higher
+    assert fixed["best_vs_98pct_dense_at_40_ci_low"] is None                          # its own interval was magnitude's
+    assert fixed["best_margin_at_40"] == pytest.approx(by_hand("gradient", "platon + ID"), abs=0.003)
+    with pytest.raises(KeyError, match="run notebook 02 on that build again"):
+        exp.fix_choices([h, {k: v for k, v in other.items() if k != "at_40_by_method"}])

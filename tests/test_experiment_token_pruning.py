@@ -308,6 +308,13 @@ def test_target_is_the_fastest_harder_set_variant_within_one_point_bounds_exclud
     assert exp.best_within(hard_table(), 0.70)["variant"] == "oracle @ 0.5"
 
 
+def test_a_variant_that_drops_no_token_is_never_the_target():
+    t = hard_table()
+    t.loc[len(t)] = ["w @ 1", "w", 1.0, 0.70, 0.0, -0.001, 0.001, 1.8, 2.5]   # faster within 1 point, at keep 1.0
+    h = hard_headline(t)
+    assert (h["target_variant"], h["target_flops_variant"]) == ("t @ 0.5", "u @ 0.7")
+
+
 def test_harder_set_bounds_and_their_gaps_have_their_sign():
     h = hard_headline()
     assert (h["hard_topk_top1_keep_0.5"], h["hard_oracle_top1_keep_0.5"], h["hard_random_top1_keep_0.5"]) == \
@@ -561,3 +568,25 @@ def test_setup_times_the_harder_sets_images(clip, zeroshot_set):
     assert s.describe("tiny", 1).endswith("timing on 1 thread(s) on the harder set's images\nharder set: 6 placed "
                                           "items (33% with 0, 33% with 1, 33% with 2 distractors); the target covers "
                                           "10.0 of 64 patches on average (10-10)")
+
+
+# ------------------------------------------------------------------------------ across builds
+def test_a_further_build_is_read_at_the_first_builds_target_not_its_own():
+    first = hard_headline()
+    assert set(first["target_by_variant"]) == {"topk @ 0.5", "f @ 0.3", "t @ 0.5", "u @ 0.7", "oracle @ 0.5",
+                                               "random @ 0.5"}
+    assert first["target_by_variant"]["random @ 0.5"]["speedup"] is None            # not timed: None, not NaN
+    # this build's t loses 2 points beyond the noise and u is its own target, at 1.3x: read at t, as chosen
+    other = hard_headline(hard_table({"t @ 0.5": {"top1": 0.68, "top1_change": -0.02, "change_ci_low": -0.03}}))
+    assert other["target_variant"] == "u @ 0.7"
+    same, fixed = exp.fix_choices([first, other])
+    assert same is first and fixed["target_variant"] == "t @ 0.5" and fixed["target_flops_variant"] == "u @ 0.7"
+    assert (fixed["target_speedup_within_1pt"], fixed["target_top1_change_within_1pt_ci_low"]) == (1.6, -0.03)
+    assert (fixed["target_oracle_top1"], fixed["target_random_top1"]) == (0.75, 0.55)   # the bounds at t's keep
+    assert decide(2, fixed) == claims.MISSED and decide(2, other) == claims.MISSED
+    with pytest.raises(KeyError, match="run notebook 03 on that build again"):
+        exp.fix_choices([first, {k: v for k, v in other.items() if k != "target_by_variant"}])
+    # a first build with no target: no further build has one either
+    none = hard_headline(hard_table({n: {"change_ci_low": -0.05} for n in ("t @ 0.5", "u @ 0.7", "f @ 0.3")}))
+    assert none["target_variant"] is None
+    assert exp.fix_choices([none, first])[1]["target_speedup_within_1pt"] is None

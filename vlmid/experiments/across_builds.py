@@ -13,10 +13,12 @@ An **effect** (a headline key with a 95 % interval, ``key_ci_low`` / ``key_ci_hi
 :func:`vlmid.uncertainty.across_builds`: the mean of the builds' own estimates with Student's interval
 over the builds, so a comparison is "reproduced" or "not reproduced" only when its interval across
 builds excludes zero; ``key_stability`` counts the builds whose own estimate has the sign of the
-verdict. Any other number is the mean over the builds; a word (the best method, a cause) is the one
-most builds found. A claim's rule then runs unchanged on the pooled headline. With one build there
-is nothing to pool: the build's own headline (its intervals over test items and seeds) is used, and
-every table says "1 build".
+verdict. Any other number is the mean over the builds; a word (a cause, a shape) is the one most builds
+found. What a headline selects (notebook 02's best method, notebook 03's fastest variant) is chosen on
+the first build and read at that choice on every further build (:func:`chosen_on_first_build`), so that
+the pooled number is not an average of maxima. A claim's rule then runs unchanged on the pooled
+headline. With one build there is nothing to pool: the build's own headline (its intervals over test
+items and seeds) is used, and every table says "1 build".
 """
 from __future__ import annotations
 
@@ -99,6 +101,8 @@ def pool(per_build: list[dict], keys, repool=None) -> dict:
             else:
                 out.update({k: None, f"{k}_ci_low": None, f"{k}_ci_high": None, f"{k}_n_builds": 0,
                             f"{k}_stability": 0})
+        elif any(isinstance(v, dict) for v in measured):
+            out[k] = per_build[0].get(k)   # a table by name (what a choice is read at): the first build's
         elif measured and all(_number(v) for v in measured):
             mean = sum(float(v) for v in measured) / len(measured)
             out[k] = int(measured[0]) if all(v == measured[0] for v in measured) and isinstance(measured[0], int) else mean
@@ -116,12 +120,8 @@ def stability(claim: Claim, pooled: dict, per_build: list[dict]) -> tuple[int, i
     builds whose own verdict is the pooled one."""
     if claim.interval is not None:
         key = claim.interval[0][: -len("_ci_low")]
-        if f"{key}_stability" in pooled and f"{key}_n_builds" in pooled and len(per_build) > 1:
-            return int(pooled[f"{key}_stability"]), int(pooled[f"{key}_n_builds"])
-        mean = pooled.get(key)
-        sign = (mean > 0) - (mean < 0) if _number(mean) else 0
-        agree = sum(1 for m in per_build if _number(m.get(key)) and sign and (m[key] > 0) - (m[key] < 0) == sign)
-        return agree, len(per_build)
+        values = [float(m[key]) for m in per_build if _number(m.get(key))]
+        return (across_builds(values).stability if values else 0), len(per_build)
     word = verdict(claim, pooled)[1]
     return sum(1 for m in per_build if verdict(claim, m)[1] == word), len(per_build)
 
@@ -159,10 +159,19 @@ def _notebook_dir(root: Path, number: str) -> Path | None:
     return hits[0] if len(hits) == 1 else None
 
 
-def pool_all(per_build: dict[str, list[dict]]) -> dict[str, dict]:
-    """Every notebook's headline pooled across its builds."""
+def chosen_on_first_build(per_build: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """Each notebook's builds with what its headline selects (the best method, the fastest variant) chosen on
+    the first build and read at that choice on every further build (the notebook's ``fix_choices``): pooling
+    each build's own best would average maxima of noisy scores, an optimistic estimate."""
     stems = _stems()
-    return {n: pool(ms, stems[n].KEYS, getattr(stems[n], "repool", None)) for n, ms in per_build.items()}
+    return {n: getattr(stems[n], "fix_choices", list)(ms) for n, ms in per_build.items()}
+
+
+def pool_all(per_build: dict[str, list[dict]]) -> dict[str, dict]:
+    """Every notebook's headline pooled across its builds, choices fixed on the first build."""
+    stems = _stems()
+    return {n: pool(ms, stems[n].KEYS, getattr(stems[n], "repool", None))
+            for n, ms in chosen_on_first_build(per_build).items()}
 
 
 def verdict_table(per_build: dict[str, list[dict]], builds):
@@ -170,9 +179,9 @@ def verdict_table(per_build: dict[str, list[dict]], builds):
     verdict the first build alone gives (``changed``: whether pooling moved it)."""
     import pandas as pd
 
-    stems, pooled = _stems(), pool_all(per_build)
+    stems, pooled, chosen = _stems(), pool_all(per_build), chosen_on_first_build(per_build)
     rows = []
-    for n, metrics in per_build.items():
+    for n, metrics in chosen.items():
         for c in stems[n].CLAIMS:
             measured, word = verdict(c, pooled[n])
             agree, k = stability(c, pooled[n], metrics)
@@ -187,9 +196,9 @@ def effect_table(per_build: dict[str, list[dict]], builds):
     """Every effect a claim reads, per build and pooled (long: notebook, effect, build, value, low, high)."""
     import pandas as pd
 
-    stems, pooled = _stems(), pool_all(per_build)
+    stems, pooled, chosen = _stems(), pool_all(per_build), chosen_on_first_build(per_build)
     rows = []
-    for n, metrics in per_build.items():
+    for n, metrics in chosen.items():
         read = sorted(k for k in effect_keys(stems[n].KEYS) if any(_reads(c, k) for c in stems[n].CLAIMS))
         for key in read:
             for b, m in zip(builds, metrics):

@@ -602,11 +602,56 @@ HARD_KEEP = 0.5                                             # the keep ratio of 
 def target_rows(table, max_loss: float = ONE_POINT):
     """The target's two rows of a variants table: the fastest timed variant within ``max_loss`` beyond the noise
     (:func:`best_within` by measured ``speedup``) and the one with the fewest FLOPs. The bounds never count (the
-    oracle reads the answer, the random selector is the floor), nor do untimed rows."""
+    oracle reads the answer, the random selector is the floor), nor do untimed rows, nor a variant at keep 1.0,
+    which drops no token and so reduces nothing."""
     baseline_top1 = float(table.loc[table["variant"] == BASELINE, "top1"].iloc[0])
-    timed = table[~table["label"].isin(BOUND_LABELS)].dropna(subset=["speedup"])
+    timed = candidates(table)
     return (best_within(timed, baseline_top1, max_loss, by="speedup"),
             best_within(timed, baseline_top1, max_loss, by="flops_ratio"))
+
+
+CANDIDATE_COLUMNS = ("keep", "top1", "top1_change", "change_ci_low", "change_ci_high", "speedup", "flops_ratio")
+
+
+def candidates(table):
+    """The rows of a variants table that may be the target: timed variants that drop tokens, no bound."""
+    return table[~table["label"].isin(BOUND_LABELS) & (table["keep"] < 1.0)].dropna(subset=["speedup"])
+
+
+def by_variant(table) -> dict:
+    """The candidates and the bounds of a variants table by name, each with :data:`CANDIDATE_COLUMNS` (None
+    where not measured): what :func:`fix_choices` reads another build at."""
+    rows = [r for t in (candidates(table), table[table["label"].isin(BOUND_LABELS)]) for _, r in t.iterrows()]
+    number = lambda v: None if v is None or np.isnan(v) else float(v)  # noqa: E731
+    return {r["variant"]: {c: number(r.get(c)) for c in CANDIDATE_COLUMNS} for r in rows}
+
+
+def fix_choices(per_build: list[dict]) -> list[dict]:
+    """The builds' headlines with the target's two variants chosen on the first build.
+
+    Each build's own target is the fastest of many variants that pass a noisy test, so the mean over builds
+    of the chosen speed-ups would be optimistic; pooled, the first build chooses (its ``target_variant`` and
+    ``target_flops_variant``) and every further build is read at that choice (its ``target_by_variant``). Where
+    the first build found no variant within 1 point, no build has a target."""
+    first, out = per_build[0], [per_build[0]]
+    chosen, fewest = first.get("target_variant"), first.get("target_flops_variant")
+    for i, m in enumerate(per_build[1:], start=1):
+        by = m.get("target_by_variant")
+        if by is None or any(v is not None and v not in by for v in (chosen, fewest)):
+            raise KeyError(f"build {i} of notebook 03 has no scores of {chosen!r} on the {m.get('target_set')} "
+                           "(results from an older version): run notebook 03 on that build again")
+        c, f = by.get(chosen, {}), by.get(fewest, {})
+        m = dict(m, target_variant=chosen, target_flops_variant=fewest,
+                 target_speedup_within_1pt=c.get("speedup"), target_flops_ratio=c.get("flops_ratio"),
+                 target_top1_within_1pt=c.get("top1"), target_top1_change_within_1pt=c.get("top1_change"),
+                 target_top1_change_within_1pt_ci_low=c.get("change_ci_low"),
+                 target_top1_change_within_1pt_ci_high=c.get("change_ci_high"),
+                 target_flops_ratio_within_1pt=f.get("flops_ratio"))
+        keep = c.get("keep")
+        for key, bound in (("target_oracle_top1", ORACLE), ("target_random_top1", RANDOM)):
+            m[key] = None if keep is None else by.get(variant_name(bound, keep), {}).get("top1")
+        out.append(m)
+    return out
 
 
 def headline(table, correct, threads: int, max_loss: float = ONE_POINT, seed: int = 0,
@@ -679,6 +724,8 @@ def headline(table, correct, threads: int, max_loss: float = ONE_POINT, seed: in
         "target_flops_ratio_within_1pt": get(target_flops, "flops_ratio"),
         "target_oracle_top1": None if keep is None else get(row(tt, variant_name(ORACLE, keep)), "top1"),
         "target_random_top1": None if keep is None else get(row(tt, variant_name(RANDOM, keep)), "top1"),
+        # every candidate on the target's set, so that another build can be read at this build's choice
+        "target_by_variant": by_variant(tt),
     })
     # the harder set at keep 0.5: how far the L2 selector lies from each bound
     topk, oracle, rnd = (variant_name(label, HARD_KEEP) for label in ("topk", ORACLE, RANDOM))
@@ -695,7 +742,7 @@ def headline(table, correct, threads: int, max_loss: float = ONE_POINT, seed: in
 TARGET_KEYS: tuple[str, ...] = (
     "target_set", "target_n_eval", "target_baseline_top1", "target_variant", "target_speedup_within_1pt",
     "target_flops_ratio", "target_top1_within_1pt", *ci_keys("target_top1_change_within_1pt"), "target_flops_variant",
-    "target_flops_ratio_within_1pt", "target_oracle_top1", "target_random_top1")
+    "target_flops_ratio_within_1pt", "target_oracle_top1", "target_random_top1", "target_by_variant")
 HARD_KEYS: tuple[str, ...] = (
     "hard_topk_top1_keep_0.5", "hard_oracle_top1_keep_0.5", "hard_random_top1_keep_0.5",
     *ci_keys("hard_oracle_over_topk_keep_0.5"), *ci_keys("hard_topk_over_random_keep_0.5"))
