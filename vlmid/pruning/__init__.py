@@ -8,12 +8,15 @@
                   row-by-row masks (the ID prior through each matrix's budget)
 - ``schedule``    PLATON's cubic schedule of the kept fraction
 - ``layer_score`` Score_l = ID_l / Comp_l + lambda * Utility_l -> per-layer ("asymmetric") sparsities
+- ``allocation``  each layer's sparsity from its ID at a fixed budget (as OWL allocates by outliers), or
+                  uniform; then pruned within the layer by the base score (``PruneConfig(allocation="id")``)
 - ``finetune``    iterative pruning during fine-tuning, evaluated at checkpoint sparsities; many runs at
                   once, one per CPU core (``prune_captioners``)
 
     from vlmid.pruning import PruneConfig, prune_finetune, sparsity_report
     run = prune_finetune(model, loss_fn, batches, PruneConfig(method="platon", id_prior=True), ids=ids)
 """
+from .allocation import ALLOCATIONS, allocation_for, id_allocation, uniform_allocation
 from .finetune import (METHODS, PruneConfig, PruneJob, PruneRun, config_dict, mask_rule, method_label, per_layer_table,
                        prune_captioner, prune_captioners, prune_finetune)
 from .layer_score import (allocate_sparsity, captioner_cider, fast_cider, layer_allocation, layer_scores, layer_units, layer_utility,
@@ -27,6 +30,7 @@ from .scores import (MagnitudeScorer, PlatonScorer, TaylorScorer, WandaScorer, a
 from ..id.profiles import load_linear_ids  # notebook 01's per-Linear IDs: owned by vlmid.id, re-exported here
 
 __all__ = [
+    "ALLOCATIONS", "allocation_for", "id_allocation", "uniform_allocation",
     "METHODS", "PruneConfig", "PruneJob", "PruneRun", "config_dict", "mask_rule", "method_label", "per_layer_table",
     "prune_captioner",
     "prune_captioners", "prune_finetune",

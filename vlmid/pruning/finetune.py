@@ -26,7 +26,8 @@ from torch import nn
 
 from ..data.base import caption_batches
 from ..optim import optimizer_step
-from .masks import GROUPS, Masks, global_masks, layerwise_masks, prunable_linears, sparsity_report, wanda_masks
+from .masks import (GROUPS, Masks, global_masks, layerwise_masks, prunable_linears, rowwise_masks, sparsity_report,
+                    wanda_masks)
 from .schedule import cubic_keep_ratio
 from .scores import apply_id_prior, make_scorer
 
@@ -38,6 +39,12 @@ class PruneConfig:
     method: str = "magnitude"        # magnitude | gradient (Taylor) | platon | wanda (row-wise) | layer (asymmetric,
                                      # magnitude inside)
     id_prior: bool = False           # multiply every weight's score by the ID of its Linear
+    allocation: str | None = None    # None: the method's own rule (one global threshold; Wanda: uniform per row);
+                                     # "uniform" / "id": each layer's sparsity allocated, then pruned within it
+                                     # by the method's score (vlmid.pruning.allocation)
+    allocation_spread: float = 0.2   # "id": sparsities within target +- spread * min(target, 1 - target)
+    tower_matched: bool = False      # with id_prior: the prior's count per tower, chosen by the base score inside
+                                     # each tower (a control: the tower shift alone; vlmid.pruning.controls)
     final_sparsity: float = 0.8      # the schedule's end point r_T = 1 - final_sparsity
     total_steps: int = 100           # schedule length T (hold steps come on top)
     initial_warmup: int = 5          # t_i: dense fine-tuning first
@@ -61,6 +68,16 @@ class PruneConfig:
                              f"wanda = |w| x input norm compared within rows, layer = per-layer sparsities)")
         if self.method == "layer" and self.id_prior:
             raise ValueError("id_prior=True with method='layer': the layer score already contains the ID")
+        if self.tower_matched and (not self.id_prior or self.method not in ("magnitude", "gradient", "platon")):
+            raise ValueError(f"tower_matched=True with method={self.method!r}, id_prior={self.id_prior}: the tower "
+                             "control matches the ID prior's split under one global threshold, so it needs "
+                             "id_prior=True and a magnitude, gradient or PLATON score")
+        if self.allocation is not None:
+            from .allocation import ALLOCATIONS
+            if self.allocation not in ALLOCATIONS or self.method == "layer" or self.id_prior:
+                raise ValueError(f"allocation={self.allocation!r} with method={self.method!r}, id_prior={self.id_prior}: "
+                                 f"an allocation is one of {ALLOCATIONS}, for a base score without the ID prior "
+                                 "(the allocation is where the ID acts)")
         if not 0.0 <= self.final_sparsity < 1.0:
             raise ValueError(f"final_sparsity={self.final_sparsity!r} is out of range: it must lie in [0, 1)")
         if self.delta_t < 1 or self.total_steps < 1:
@@ -75,7 +92,7 @@ class PruneConfig:
     @property
     def label(self) -> str:
         """The method's name in tables: :func:`method_label`."""
-        return method_label(self.method, self.id_prior)
+        return method_label(self.method, self.id_prior, self.allocation, self.tower_matched)
 
 
 @dataclass
@@ -86,14 +103,20 @@ class PruneRun:
     history: pd.DataFrame | None = None               # step, loss, keep target, mask sparsity
 
 
-def method_label(method: str, id_prior: bool = False) -> str:
+def method_label(method: str, id_prior: bool = False, allocation: str | None = None,
+                 tower_matched: bool = False) -> str:
     """The name of a pruning method in every table, figure and progress bar: ``magnitude``,
     ``magnitude + ID`` (with the ID prior), ``layer score`` (the layer-level score, which holds the ID
-    already)."""
+    already), ``wanda, ID-allocated`` / ``magnitude, uniform`` (a per-layer allocation), ``magnitude, ID's
+    tower split`` (the tower control)."""
     if method == "layer":
         if id_prior:
             raise ValueError("the layer score already contains the ID: it has no '+ ID' variant")
         return "layer score"
+    if allocation is not None:
+        return f"{method}, {'ID-allocated' if allocation == 'id' else allocation}"
+    if tower_matched:
+        return f"{method}, ID's tower split"
     return f"{method} + ID" if id_prior else method
 
 
@@ -104,14 +127,21 @@ def mask_rule(cfg: PruneConfig, ids: Mapping[str, float] | None = None,
     the ID prior, if asked), Wanda's row-by-row masks, or the layer score's per-module sparsities."""
     if cfg.id_prior and ids is None:
         raise ValueError("id_prior=True needs ids={module name: ID} (notebook 01's linear_ids_blip.csv)")
-    if cfg.method == "layer" and layer_allocation is None:
-        raise ValueError("method='layer' needs layer_allocation (target sparsity -> per-module sparsities)")
+    if (cfg.method == "layer" or cfg.allocation is not None) and layer_allocation is None:
+        raise ValueError(f"method={cfg.method!r}, allocation={cfg.allocation!r} needs layer_allocation (target "
+                         "sparsity -> per-module sparsities; vlmid.pruning.allocation.allocation_for)")
 
     def new_masks(sparsity: float, scores: Mapping[str, torch.Tensor]):
         if cfg.method == "layer":
             return layerwise_masks(scores, layer_allocation(sparsity), cfg.min_keep)
+        if cfg.allocation is not None:   # each layer at its allocated sparsity; Wanda within rows, the others within the matrix
+            within = rowwise_masks if cfg.method == "wanda" else layerwise_masks
+            return within(scores, layer_allocation(sparsity), cfg.min_keep)
         if cfg.method == "wanda":
             return wanda_masks(scores, sparsity, ids if cfg.id_prior else None, cfg.min_keep)
+        if cfg.tower_matched:
+            from .controls import tower_matched_masks
+            return tower_matched_masks(scores, ids, sparsity, cfg.min_keep)
         if cfg.id_prior:
             scores = apply_id_prior(scores, ids)
         return global_masks(scores, sparsity, cfg.min_keep)
@@ -210,8 +240,11 @@ def prune_finetune(model: nn.Module, loss_fn: Callable[[Any], torch.Tensor], bat
     forward passes: its hooks are paused during ``on_checkpoint``.
     """
     cfg = config.validate()
-    new_masks = mask_rule(cfg, ids, layer_allocation)
     linears = prunable_linears(model, cfg.groups)
+    if cfg.allocation is not None and layer_allocation is None:
+        from .allocation import allocation_for
+        layer_allocation = allocation_for(cfg.allocation, linears, ids, cfg.allocation_spread)
+    new_masks = mask_rule(cfg, ids, layer_allocation)
     weights = {n: m.weight for n, m in linears.items()}
     masks = Masks(weights)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
