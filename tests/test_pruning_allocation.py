@@ -122,3 +122,30 @@ def test_the_mask_rule_of_each_config_is_its_rule():
     assert same(mask_rule(PruneConfig(id_prior=True), ids)(0.4, scores), global_masks(apply_id_prior(scores, ids), 0.4))
     alloc = id_allocation(linears, ids)
     assert same(mask_rule(PruneConfig(allocation="id"), ids, alloc)(0.4, scores), layerwise_masks(scores, alloc(0.4)))
+
+
+# -- prunability per unit -----------------------------------------------------------------------------------
+def test_unit_prunability_prunes_one_unit_by_magnitude_and_restores_it():
+    from vlmid.pruning import unit_prunability
+    model = tiny_blip()
+    linears = prunable_linears(model)
+    units = layer_units(linears)
+    fc1 = linears["vision_model.encoder.layers.0.mlp.fc1"].weight
+    before = {n: m.weight.detach().clone() for n, m in linears.items()}
+
+    smallest = fc1.detach().abs() <= fc1.detach().abs().flatten().kthvalue(fc1.numel() // 2).values
+
+    def evaluate():   # one vision matrix's zero fraction, its zeros outside its smallest half, the total weight mass
+        return {"zeros": float((fc1 == 0).float().mean()), "stray": float(((fc1 == 0) & ~smallest).sum()),
+                "mass": float(sum(m.weight.abs().sum() for m in linears.values()))}
+
+    t = unit_prunability(linears, units, evaluate, sparsities=(0.5, 1.0), progress=False)
+    assert len(t) == 2 * len(units) and set(t.group) == {"vision", "language", "fusion"}
+    v0 = t[t.unit == "vision.0"].set_index("sparsity")
+    assert v0.zeros.tolist() == pytest.approx([0.5, 1.0], abs=1 / fc1.numel())   # that unit, to each sparsity
+    assert (t[t.unit != "vision.0"].zeros == 0).all()                             # no other unit touches it
+    assert (t.drop_mass > 0).all() and t.attrs["intact"]["zeros"] == 0
+    assert v0.stray[0.5] == 0                                                     # magnitude: the smallest half goes
+    assert all(torch.equal(before[n], m.weight) for n, m in linears.items())      # restored
+    with pytest.raises(ValueError, match="sparsities"):
+        unit_prunability(linears, units, evaluate, sparsities=(0.0,), progress=False)

@@ -8,6 +8,8 @@
                   row-by-row masks (the ID prior through each matrix's budget)
 - ``schedule``    PLATON's cubic schedule of the kept fraction
 - ``layer_score`` Score_l = ID_l / Comp_l + lambda * Utility_l -> per-layer ("asymmetric") sparsities
+- ``prunability`` each unit's quality drop when it alone is pruned by magnitude (the central claim's y axis)
+- ``controls``    the ID prior's controls: shuffled, inverse and random multipliers, the prior's tower split alone
 - ``allocation``  each layer's sparsity from its ID at a fixed budget (as OWL allocates by outliers), or
                   uniform; then pruned within the layer by the base score (``PruneConfig(allocation="id")``)
 - ``finetune``    iterative pruning during fine-tuning, evaluated at checkpoint sparsities; many runs at
@@ -17,6 +19,8 @@
     run = prune_finetune(model, loss_fn, batches, PruneConfig(method="platon", id_prior=True), ids=ids)
 """
 from .allocation import ALLOCATIONS, allocation_for, id_allocation, uniform_allocation
+from .controls import CONTROLS, control_ids, tower_matched_masks, tower_split
+from .prunability import unit_prunability
 from .finetune import (METHODS, PruneConfig, PruneJob, PruneRun, config_dict, mask_rule, method_label, per_layer_table,
                        prune_captioner, prune_captioners, prune_finetune)
 from .layer_score import (allocate_sparsity, captioner_cider, fast_cider, layer_allocation, layer_scores, layer_units, layer_utility,
@@ -31,6 +35,7 @@ from ..id.profiles import load_linear_ids  # notebook 01's per-Linear IDs: owned
 
 __all__ = [
     "ALLOCATIONS", "allocation_for", "id_allocation", "uniform_allocation",
+    "CONTROLS", "control_ids", "tower_matched_masks", "tower_split", "unit_prunability",
     "METHODS", "PruneConfig", "PruneJob", "PruneRun", "config_dict", "mask_rule", "method_label", "per_layer_table",
     "prune_captioner",
     "prune_captioners", "prune_finetune",

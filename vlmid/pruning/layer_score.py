@@ -40,29 +40,18 @@ def layer_units(names) -> dict[str, list[str]]:
     return units
 
 
-@torch.no_grad()
 def layer_utility(linears: Mapping[str, nn.Linear], units: Mapping[str, list[str]],
                   evaluate: Callable[[], float], progress: bool = True) -> tuple[float, dict[str, float]]:
     """(score of the intact model, {unit: score drop when the unit's Linear weights are zero}).
 
     ``evaluate()`` returns e.g. CIDEr on a small validation set; weights are restored after each unit.
+    The prunability of :mod:`vlmid.pruning.prunability` at sparsity 1.0.
     """
-    base = float(evaluate())
-    drops = {}
-    items = list(units.items())
-    if progress:
-        from tqdm.auto import tqdm
-        items = tqdm(items, desc="utility per layer")
-    for unit, names in items:
-        saved = {n: linears[n].weight.detach().clone() for n in names}
-        try:
-            for n in names:
-                linears[n].weight.zero_()
-            drops[unit] = base - float(evaluate())
-        finally:
-            for n in names:
-                linears[n].weight.copy_(saved[n])
-    return base, drops
+    from .prunability import unit_prunability
+
+    table = unit_prunability(linears, units, lambda: {"score": float(evaluate())}, sparsities=(1.0,),
+                             progress=progress)
+    return table.attrs["intact"]["score"], dict(zip(table.unit, table.drop_score))
 
 
 def fast_cider(refs: Mapping, preds: Mapping) -> float:
