@@ -12,6 +12,7 @@ tables whose answer is known.
     flickr8k             04  a baseline against a token-pruned matching model
     compression          05  quantization, layer dropping and low-rank factorization
     across_builds        06  every verdict pooled across the shipped model builds
+    id_prunability       --  does a unit's ID predict its prunability: the statistics (its notebook is to come)
 """
 from __future__ import annotations
 
