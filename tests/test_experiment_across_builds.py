@@ -150,7 +150,7 @@ def test_what_a_headline_selects_is_chosen_on_the_first_build_when_pooled():
 
     def build(best, runner, by, vs98):
         m = dict.fromkeys(m02.KEYS)
-        m.update(best_method_at_40=best, runner_up_at_40=runner, dense_cider=1.0, at_40_by_method=by,
+        m.update(best_method_at_40=best, runner_up_at_40=runner, dense_cider=1.0, at_40_by_method=json.dumps(by),
                  best_vs_98pct_dense_at_40=vs98, best_vs_98pct_dense_at_40_ci_low=vs98 - 0.02,
                  best_vs_98pct_dense_at_40_ci_high=vs98 + 0.02, best_margin_at_40=0.01)
         return m

@@ -21,6 +21,7 @@ targets the notebook decides, each reading headline keys only (checked by :mod:`
 """
 from __future__ import annotations
 
+import json
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -313,10 +314,11 @@ def headline(summary40, gains40, per_scene: Scores, seeds: Sequence[int], dense:
         "best_garment_f1_at_40": float(summary40.garment_f1[best]) if "garment_f1" in summary40 else None,
         "n_test": n_test, "n_seeds_at_40": len(seeds),
         "wall_seconds": round(wall_seconds, 1),
-        # every method's scores at 40 %, so that another build can be read at this build's choice (fix_choices)
-        "at_40_by_method": {m: {"CIDEr": float(r.CIDEr),
-                                "garment_f1": float(r.garment_f1) if "garment_f1" in summary40 else None}
-                            for m, r in summary40.iterrows()},
+        # every method's scores at 40 %, so that another build can be read at this build's choice (fix_choices);
+        # a JSON object in a string, as metrics.json is flat
+        "at_40_by_method": json.dumps({m: {"CIDEr": float(r.CIDEr),
+                                           "garment_f1": float(r.garment_f1) if "garment_f1" in summary40 else None}
+                                       for m, r in summary40.iterrows()}),
     }
 
 
@@ -330,7 +332,7 @@ def fix_choices(per_build: list[dict]) -> list[dict]:
     first, out = per_build[0], [per_build[0]]
     best, runner = first["best_method_at_40"], first["runner_up_at_40"]
     for i, m in enumerate(per_build[1:], start=1):
-        by = m.get("at_40_by_method") or {}
+        by = json.loads(m.get("at_40_by_method") or "{}")
         if best not in by or runner not in by:
             raise KeyError(f"build {i} of notebook 02 has no scores of {best!r} and {runner!r} at 40 % "
                            "(results from an older version): run notebook 02 on that build again")

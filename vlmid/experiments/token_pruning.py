@@ -20,6 +20,7 @@ Heavy imports (torch, the models) happen inside the functions: :mod:`vlmid.claim
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -636,7 +637,7 @@ def fix_choices(per_build: list[dict]) -> list[dict]:
     first, out = per_build[0], [per_build[0]]
     chosen, fewest = first.get("target_variant"), first.get("target_flops_variant")
     for i, m in enumerate(per_build[1:], start=1):
-        by = m.get("target_by_variant")
+        by = json.loads(m["target_by_variant"]) if m.get("target_by_variant") else None
         if by is None or any(v is not None and v not in by for v in (chosen, fewest)):
             raise KeyError(f"build {i} of notebook 03 has no scores of {chosen!r} on the {m.get('target_set')} "
                            "(results from an older version): run notebook 03 on that build again")
@@ -725,7 +726,7 @@ def headline(table, correct, threads: int, max_loss: float = ONE_POINT, seed: in
         "target_oracle_top1": None if keep is None else get(row(tt, variant_name(ORACLE, keep)), "top1"),
         "target_random_top1": None if keep is None else get(row(tt, variant_name(RANDOM, keep)), "top1"),
         # every candidate on the target's set, so that another build can be read at this build's choice
-        "target_by_variant": by_variant(tt),
+        "target_by_variant": json.dumps(by_variant(tt)),   # a JSON object in a string: metrics.json is flat
     })
     # the harder set at keep 0.5: how far the L2 selector lies from each bound
     topk, oracle, rnd = (variant_name(label, HARD_KEEP) for label in ("topk", ORACLE, RANDOM))
