@@ -101,8 +101,6 @@ def pool(per_build: list[dict], keys, repool=None) -> dict:
             else:
                 out.update({k: None, f"{k}_ci_low": None, f"{k}_ci_high": None, f"{k}_n_builds": 0,
                             f"{k}_stability": 0})
-        elif any(isinstance(v, dict) for v in measured):
-            out[k] = per_build[0].get(k)   # a table by name (what a choice is read at): the first build's
         elif measured and all(_number(v) for v in measured):
             mean = sum(float(v) for v in measured) / len(measured)
             out[k] = int(measured[0]) if all(v == measured[0] for v in measured) and isinstance(measured[0], int) else mean
