@@ -92,7 +92,7 @@ def test_collect_reads_each_build_and_says_what_to_run_when_one_is_missing(tmp_p
     assert got == {"02": BUILDS[:2]}                       # 03 ran on no build: left out, not an error
     with pytest.raises(FileNotFoundError, match=r"not for \[2\].*--builds 0,1,2"):
         exp.collect(tmp_path, [0, 1, 2], numbers=["02"])   # ran on some builds only: pooling them would select
-    with pytest.raises(FileNotFoundError, match="run notebooks 01-05 first"):
+    with pytest.raises(FileNotFoundError, match="run notebooks 01-06 first"):
         exp.collect(tmp_path, [0, 1], numbers=["03"])
 
 

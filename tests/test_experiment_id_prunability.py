@@ -1,5 +1,8 @@
 """The statistics of "ID predicts prunability", on unit tables whose answer is known."""
+import json
 import math
+
+import numpy as np
 
 import pandas as pd
 import pytest
@@ -47,3 +50,132 @@ def test_pooled_rhos_across_builds_and_bad_input():
         exp.unit_table(prunability({u: 1.0 for u, _ in UNITS}), {}, metric="garment_f1")
     with pytest.raises(KeyError, match="no ID for units"):
         exp.unit_table(prunability({u: 1.0 for u, _ in UNITS}), {"TwoNN": {}})
+
+
+# -- rho with an interval over the validation scenes -----------------------------------------------------------------
+def per_item_table(loss_of, n_scenes=40, noise=0.0, seed=0):
+    """A prunability table with per-scene CIDEr-D: the intact model scores 1 on every scene, pruning unit u
+    costs loss_of[u] on average at 0.5 and twice that at 0.9, plus per-scene noise."""
+    rng = np.random.default_rng(seed)
+    t = prunability(loss_of)
+    per_item = {(r.unit, r.sparsity): {"per_image_cider": 1.0 - r.drop_CIDEr + noise * rng.normal(size=n_scenes)}
+                for r in t.itertuples()}
+    t.attrs.update(per_item=per_item, intact_per_item={"per_image_cider": np.ones(n_scenes)})
+    return t
+
+
+def test_rho_effects_find_a_known_order_and_its_interval_widens_with_noise():
+    ids = {u: float(i) for i, (u, _) in enumerate(UNITS)}            # IDs rising unit by unit
+    loss = {u: 0.01 * i for i, (u, _) in enumerate(UNITS)}            # and so do the losses
+    r = exp.rho_effects(per_item_table(loss), {"TwoNN": ids}, n_resamples=50).set_index("comparison")
+    assert r.loc[exp.OVERALL, "rho"] == pytest.approx(1.0) and r.loc[exp.OVERALL, "ci_low"] == pytest.approx(1.0)
+    assert r.loc[exp.WITHIN, "rho"] == pytest.approx(1.0)
+    noisy = exp.rho_effects(per_item_table(loss, noise=0.3), {"TwoNN": ids}, n_resamples=200).set_index("comparison")
+    assert noisy.loc[exp.OVERALL, "ci_low"] < 0.9 < noisy.loc[exp.OVERALL, "ci_high"] + 1e-9
+    assert set(r.index) == set(exp.COMPARISONS)
+
+
+def test_the_towers_only_control_reaches_the_overall_rho_when_only_the_towers_differ():
+    """IDs differ between towers only: inside a tower every unit has its tower's ID, so rho within is undefined
+    and the tower means alone give the whole overall rho."""
+    ids = {u: {"vision": 12.0, "fusion": 8.0, "language": 4.0}[g] for u, g in UNITS}
+    loss = {u: {"vision": 0.3, "fusion": 0.2, "language": 0.1}[g] + 0.001 * i for i, (u, g) in enumerate(UNITS)}
+    r = exp.rho_effects(per_item_table(loss), {"TwoNN": ids}, n_resamples=20).set_index("comparison")
+    assert r.loc[exp.OVERALL, "rho"] == pytest.approx(r.loc[exp.TOWERS_ONLY, "rho"])
+    assert math.isnan(r.loc["vision", "rho"]) and math.isnan(r.loc[exp.WITHIN, "rho"])
+
+
+# -- the prior against its controls ------------------------------------------------------------------------------------
+SEEDS, SPARSITIES, N = (0, 1, 2), (0.4, 0.6, 0.8), 30
+
+
+def control_scores(offsets, noise=0.01):
+    """Per-scene CIDEr-D of every run: 2 - sparsity + offsets[label] (+ small noise), every seed and sparsity."""
+    rng = np.random.default_rng(0)
+    return {(lab, s, sp): 2.0 - sp + offsets.get(lab, 0.0) + noise * rng.normal(size=N)
+            for lab in exp.run_labels() for s in SEEDS for sp in SPARSITIES}
+
+
+def test_comparisons_and_the_best_control_are_read_off_known_gains():
+    offsets = {exp.PRIOR: 0.10, exp.CONTROL_LABELS["tower"]: 0.08, exp.CONTROL_LABELS["shuffled"]: -0.05,
+               "magnitude, ID-allocated": 0.04, "wanda, ID-allocated": -0.02, "wanda": 0.01}
+    table = exp.comparison_table(control_scores(offsets), SEEDS, SPARSITIES)
+    g = table.set_index(["comparison", "sparsity"]).gain
+    assert g[("ID prior vs no prior", "mean")] == pytest.approx(0.10, abs=0.01)
+    assert g[("ID prior vs shuffled control", 0.6)] == pytest.approx(0.15, abs=0.01)
+    assert g[("tower split alone vs no prior", "mean")] == pytest.approx(0.08, abs=0.01)
+    assert g[("ID allocation vs uniform, wanda", "mean")] == pytest.approx(-0.03, abs=0.01)
+    assert g[("ID allocation vs uniform, mean of both", "mean")] == pytest.approx((0.04 - 0.03) / 2, abs=0.01)
+    assert exp.best_control(table) == "tower"                         # the prior's margin over it is smallest
+
+
+def headline_of(offsets):
+    import pandas as pd
+
+    per_scene = control_scores(offsets)
+    comparisons = exp.comparison_table(per_scene, SEEDS, SPARSITIES)
+    results = pd.DataFrame([dict(method=lab, seed=s, sparsity=sp, CIDEr=float(v.mean()))
+                            for (lab, s, sp), v in per_scene.items()])
+    ids = {e: {u: float(i) + k for i, (u, _) in enumerate(UNITS)} for k, e in enumerate(exp.SLUGS)}
+    rhos = exp.rho_effects(per_item_table({u: 0.01 * i for i, (u, _) in enumerate(UNITS)}), ids, n_resamples=20)
+    linear = pd.DataFrame([dict(module=u, group=g, estimator=e, id=ids[e][u]) for e in ids for u, g in UNITS])
+    return exp.headline(rhos, linear, None, comparisons, results, dense_val={"CIDEr": 1.0}, dense={"CIDEr": 2.0},
+                        n_units=len(UNITS), n_val=40, n_test=N, n_seeds=len(SEEDS), sparsities=SPARSITIES,
+                        rho_f1=0.5, wall_seconds=1.0)
+
+
+def test_headline_writes_every_key_and_the_claims_decide_on_it():
+    from vlmid import claims
+
+    h = headline_of({exp.PRIOR: 0.10, exp.CONTROL_LABELS["tower"]: 0.08})
+    assert set(h) == set(exp.KEYS)
+    assert h["rho_all_twonn"] == pytest.approx(1.0) and h["rho_all_pr"] == pytest.approx(1.0)
+    assert h["best_control"] == "tower" and h["id_prior_vs_best_control"] == pytest.approx(0.02, abs=0.01)
+    assert h["tower_order_twonn"] == "fusion > language > vision"      # IDs rise with the unit's index
+    assert h["n_estimators_agree_on_tower_order"] == 4 and h["validation_max_rel_error_twonn"] is None
+    assert json.loads(h["cider_by_run"])[exp.PRIOR]["40"] == pytest.approx(1.7, abs=0.01)
+    words = [claims.verdict(c, h)[1] for c in claims.of_notebook("06")]
+    assert words == ["reproduced", "reproduced", "reproduced", "reproduced", "undecided"]
+
+
+def test_an_id_claim_is_undecided_where_the_estimators_disagree():
+    from vlmid import claims
+
+    h = headline_of({exp.PRIOR: -0.10})
+    h.update(rho_all_pr=-0.8, rho_all_pr_ci_low=-0.9, rho_all_pr_ci_high=-0.7)   # one estimator says the opposite
+    first, _, prior, best, _ = [claims.verdict(c, h)[1] for c in claims.of_notebook("06")]
+    assert first == "undecided" and prior == "not reproduced" and best == "not reproduced"
+
+
+def test_the_best_control_is_chosen_on_the_first_build():
+    b0 = headline_of({exp.PRIOR: 0.10, exp.CONTROL_LABELS["tower"]: 0.08})
+    b1 = headline_of({exp.PRIOR: 0.10, exp.CONTROL_LABELS["random"]: 0.09, exp.CONTROL_LABELS["tower"]: 0.0})
+    assert b1["best_control"] == "random"
+    fixed = exp.fix_choices([b0, b1])
+    assert fixed[1]["best_control"] == "tower" and fixed[1]["id_prior_vs_best_control"] == pytest.approx(0.10, abs=0.01)
+    assert fixed[1]["id_prior_vs_best_control_ci_low"] is None and fixed[0] is b0
+    with pytest.raises(KeyError, match="run notebook 06"):
+        exp.fix_choices([b0, dict(b1, id_prior_vs_controls="{}")])
+
+
+def test_control_jobs_cover_every_run_and_seed_with_fresh_multipliers():
+    from vlmid.params.id_prunability import IdPrunabilityParams
+
+    P = IdPrunabilityParams(device="cpu", n_seeds=2, seed=5)
+    ids = {f"m{i}": 5.0 + i for i in range(6)}
+    jobs = exp.control_jobs(P, ids)
+    assert [j.label for j in jobs] == exp.run_labels() * 2 and {j.seed for j in jobs} == {5, 6}
+    for j in jobs:
+        assert j.config.checkpoints == (0.4, 0.6, 0.8)
+        # the label is the config's, but for the multipliers that stand in for the IDs
+        assert j.label == j.config.label or (j.ids is not None and j.config.label == exp.PRIOR)
+        j.config.validate()
+    shuffled = [j.ids for j in jobs if j.label == exp.CONTROL_LABELS["shuffled"]]
+    assert shuffled[0] != shuffled[1] and sorted(shuffled[0].values()) == sorted(ids.values())
+
+
+def test_summary_reads_undefined_values_as_not_available():
+    h = headline_of({exp.PRIOR: 0.10, exp.CONTROL_LABELS["tower"]: 0.08})
+    text = exp.summary(h)
+    assert "all units +1.00" in text and "best control (tower)" in text
+    assert "within towers n/a" in exp.summary(dict(h, rho_within_twonn=None))

@@ -70,8 +70,8 @@ def test_run_all_rejects_bad_arguments_at_once_and_leaves_results_untouched(args
 
 
 # ---- notebooks -----------------------------------------------------------------------------
-def test_there_are_seven_numbered_notebooks():
-    assert [p.name[:2] for p in NOTEBOOKS] == ["00", "01", "02", "03", "04", "05", "06"]
+def test_there_are_eight_numbered_notebooks():
+    assert [p.name[:2] for p in NOTEBOOKS] == ["00", "01", "02", "03", "04", "05", "06", "07"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

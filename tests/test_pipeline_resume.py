@@ -88,21 +88,21 @@ def test_a_killed_run_loses_nothing_and_resume_continues(tmp_path):
 
 def test_a_run_over_several_builds_writes_each_build_apart_and_pools_them_last(tmp_path):
     """00 on the first build only, 01 on every build (further builds as replicates, in builds/seed<N>/),
-    then 06 once with every build; --resume on the same builds runs nothing again."""
+    then 07 once with every build; --resume on the same builds runs nothing again."""
     nbdir, results = tmp_path / "notebooks", tmp_path / "results"
     nbdir.mkdir()
     _notebook(nbdir / "00_first.ipynb", _writer_body("00_first", False))
     _notebook(nbdir / "01_second.ipynb", "replicate = globals().get('replicate', False)\n"
               + _writer_body("01_second", False).replace("out.metrics(seed_seen=seed)",
                                                         "out.metrics(seed_seen=seed, replicate=replicate)"))
-    _notebook(nbdir / "06_pool.ipynb", "import json, pathlib\n"
+    _notebook(nbdir / "07_pool.ipynb", "import json, pathlib\n"
               "pathlib.Path(results_dir, 'pooled.json').write_text(json.dumps({'builds': builds}))\n")
     run = _pipeline(nbdir, results, "--builds", "3,1")
     out, _ = run.communicate(timeout=300)
     assert run.returncode == 0, out
     order = [line.split("] ")[1].split("  (")[0] for line in out.splitlines() if line.startswith("=== [")]
     assert order == ["00_first.ipynb on build 3", "01_second.ipynb on build 3", "01_second.ipynb on build 1",
-                     "06_pool.ipynb on all builds"]
+                     "07_pool.ipynb on all builds"]
     first = json.loads((results / "01_second" / "metrics.json").read_text())
     further = json.loads((results / "builds" / "seed1" / "01_second" / "metrics.json").read_text())
     assert (first["seed_seen"], first["replicate"]) == (3, False)
@@ -116,4 +116,4 @@ def test_a_run_over_several_builds_writes_each_build_apart_and_pools_them_last(t
     again = _pipeline(nbdir, results, "--builds", "3,1", "--resume")
     out, _ = again.communicate(timeout=300)
     assert again.returncode == 0, out
-    assert out.count("skipped (--resume)") == 3   # this 06 writes no results folder of its own, so it runs again
+    assert out.count("skipped (--resume)") == 3   # this 07 writes no results folder of its own, so it runs again

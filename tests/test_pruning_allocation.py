@@ -149,3 +149,66 @@ def test_unit_prunability_prunes_one_unit_by_magnitude_and_restores_it():
     assert all(torch.equal(before[n], m.weight) for n, m in linears.items())      # restored
     with pytest.raises(ValueError, match="sparsities"):
         unit_prunability(linears, units, evaluate, sparsities=(0.0,), progress=False)
+
+
+def test_unit_prunability_keeps_per_item_arrays_for_resampling():
+    import numpy as np
+
+    from vlmid.pruning import unit_prunability
+    model = tiny_blip()
+    linears = prunable_linears(model)
+    units = layer_units(linears)
+    fc1 = linears["vision_model.encoder.layers.0.mlp.fc1"].weight
+
+    def evaluate():   # a per-item array (two items: zero fraction of fc1 and 1) beside a number, and a None
+        zeros = float((fc1 == 0).float().mean())
+        return {"zeros": zeros, "per_item": np.array([zeros, 1.0]), "absent": None}
+
+    t = unit_prunability(linears, units, evaluate, sparsities=(0.5,), progress=False)
+    assert "per_item" not in t and "absent" not in t
+    assert t.attrs["intact_per_item"]["per_item"].tolist() == [0.0, 1.0]
+    assert t.attrs["per_item"][("vision.0", 0.5)]["per_item"].tolist() == pytest.approx([0.5, 1.0], abs=0.01)
+    assert t.attrs["per_item"][("language.0", 0.5)]["per_item"].tolist() == [0.0, 1.0]
+
+
+def test_prune_captioners_gives_each_allocated_job_its_own_allocation(monkeypatch):
+    """Two jobs, one allocation each: every job reads the rule its config names (a known split by hand: the
+    'id' rule below prunes only vision, the 'uniform' rule every Linear alike), and a job without its rule
+    is refused."""
+    from vlmid.pruning import PruneJob, prune_captioners
+
+    class Cap:   # the least a captioner needs here
+        def __init__(self, model):
+            self.model = model
+
+        def loss(self, images, captions):
+            return self.model(pixel_values=images, input_ids=captions, labels=captions).loss
+
+    model = tiny_blip()
+    linears = prunable_linears(model)
+    cap, dense = Cap(model), {k: v.clone() for k, v in model.state_dict().items()}
+    g = torch.Generator().manual_seed(0)
+    train = [(torch.randn(3, 32, 32, generator=g), torch.randint(3, 60, (8,), generator=g)) for _ in range(8)]
+    vision_only = lambda s: {n: (min(1.0, 2 * s) if module_group(n) == "vision" else 0.0) for n in linears}  # noqa: E731
+    allocations = {"id": vision_only, "uniform": uniform_allocation(linears)}
+
+    def evaluate(c):
+        z = {grp: 0 for grp in ("vision", "language", "fusion")}
+        for n, m in prunable_linears(c.model).items():
+            z[module_group(n)] += int((m.weight == 0).sum())
+        return {f"zeros_{k}": float(v) for k, v in z.items()}
+
+    base = dict(final_sparsity=0.3, total_steps=3, initial_warmup=0, final_warmup=0, delta_t=1, lr=1e-4,
+                checkpoints=(0.3,), min_keep=0)
+    jobs = [PruneJob(PruneConfig(method="magnitude", allocation=a, **base), 0, a) for a in ("id", "uniform")]
+    import vlmid.pruning.finetune as ft
+    # the tiny BLIP trains on tensors: batches stack them as they come
+    monkeypatch.setattr(ft, "caption_batches", lambda data, size, seed: iter(
+        [(torch.stack([d[0] for d in data[i:i + size]]), torch.stack([d[1] for d in data[i:i + size]]))
+         for i in range(0, len(data), size)] * 10))
+    by_id, uniform = prune_captioners(cap, train, jobs, dense, evaluate, batch_size=4, allocations=allocations,
+                                      progress=False)
+    assert by_id.checkpoints[0]["zeros_language"] == 0 and by_id.checkpoints[0]["zeros_vision"] > 0
+    assert uniform.checkpoints[0]["zeros_language"] > 0
+    with pytest.raises(KeyError, match="allocations="):
+        prune_captioners(cap, train, jobs[:1], dense, evaluate, batch_size=4, progress=False)

@@ -231,8 +231,8 @@ def test_every_claim_names_a_known_notebook_and_its_keys():
     assert {c.notebook for c in claims.CLAIMS} == numbers
 
 
-def test_verdicts_are_decided_on_the_builds_pooled_when_notebook_06_ran(results):
-    """With notebook 06's pooled headline, the report decides on it (not on the first build's numbers)
+def test_verdicts_are_decided_on_the_builds_pooled_when_notebook_07_ran(results):
+    """With notebook 07's pooled headline, the report decides on it (not on the first build's numbers)
     and shows how many builds agree."""
     import pandas as pd
 
@@ -241,8 +241,8 @@ def test_verdicts_are_decided_on_the_builds_pooled_when_notebook_06_ran(results)
     assert rows_of(headline_table(results))["02"][1] == "not reproduced"   # the first build alone
     pooled = json.loads((results / "02_pruning_blip" / "metrics.json").read_text())
     pooled |= {"id_prior_gain_at_40": -0.01, "id_prior_gain_at_40_ci_low": -0.05, "id_prior_gain_at_40_ci_high": 0.03}
-    write_nb(results, "06_verdicts_across_builds", {"n_builds": 3, "builds": "0,1,2", "n_changed_vs_first_build": 1})
-    folder = results / "06_verdicts_across_builds"
+    write_nb(results, "07_verdicts_across_builds", {"n_builds": 3, "builds": "0,1,2", "n_changed_vs_first_build": 1})
+    folder = results / "07_verdicts_across_builds"
     (folder / "pooled_metrics.json").write_text(json.dumps({"02": pooled}))
     claim = of_notebook("02")[1]
     pd.DataFrame([{"notebook": "02", "claim": claim.statement, "builds_agreeing": "2/3"}]).to_csv(

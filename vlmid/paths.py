@@ -25,15 +25,15 @@ def run_results_dir(profile: str = "tiny", smoke: bool = False, path: str | os.P
 
 
 # A run over several model builds: notebook 00 runs on the first build only (it re-measures that build and
-# tables every shipped build's quality gates from their manifests), notebook 06 once after all of them (it
+# tables every shipped build's quality gates from their manifests), notebook 07 once after all of them (it
 # pools the builds), every other notebook on each build.
-FIRST_BUILD_ONLY, ACROSS_BUILDS = ("00",), ("06",)
+FIRST_BUILD_ONLY, ACROSS_BUILDS = ("00",), ("07",)
 
 
 def build_results_dir(root: str | os.PathLike, builds, build: int) -> Path:
     """Where one model build's notebooks write in a run over ``builds`` (model seeds, in run order):
     the first build into ``root`` itself (``results/<notebook>/``, what the figures of the README show),
-    every further one into ``root/builds/seed<N>/`` (notebook 06 pools them all)."""
+    every further one into ``root/builds/seed<N>/`` (notebook 07 pools them all)."""
     builds = [int(b) for b in builds]
     if int(build) not in builds:
         raise ValueError(f"build {build} is not among the run's builds {builds}")

@@ -11,12 +11,14 @@ tables whose answer is known.
     token_pruning        03  CLIP vision-token pruning: the collapse, its cause and its repairs
     flickr8k             04  a baseline against a token-pruned matching model
     compression          05  quantization, layer dropping and low-rank factorization
-    across_builds        06  every verdict pooled across the shipped model builds
-    id_prunability       --  does a unit's ID predict its prunability: the statistics (its notebook is to come)
+    id_prunability       06  does a unit's ID predict its prunability; the ID prior against its controls
+    across_builds        07  every verdict pooled across the shipped model builds
 """
 from __future__ import annotations
 
-from . import across_builds, compression, flickr8k, intrinsic_dimension, models_and_data, pruning, token_pruning
+from . import (across_builds, compression, flickr8k, id_prunability, intrinsic_dimension, models_and_data, pruning,
+               token_pruning)
 
-MODULES = (models_and_data, intrinsic_dimension, pruning, token_pruning, flickr8k, compression, across_builds)
+MODULES = (models_and_data, intrinsic_dimension, pruning, token_pruning, flickr8k, compression, id_prunability,
+           across_builds)
 BY_NUMBER = {m.NUMBER: m for m in MODULES}

@@ -1,6 +1,6 @@
-"""Notebook 06: every verdict decided across the model builds, not on one trained model.
+"""Notebook 07: every verdict decided across the model builds, not on one trained model.
 
-Notebooks 01-05 run on each shipped build of the tiny models (``checkpoints/tiny-seed<N>/``, the
+Notebooks 01-06 run on each shipped build of the tiny models (``checkpoints/tiny-seed<N>/``, the
 same recipe trained from seeds 0, 1, ...). Each writes its own ``metrics.json``: the run's first build
 into ``results/<notebook>/``, every further build into ``results/builds/seed<N>/<notebook>/``
 (:func:`vlmid.paths.build_results_dir`). This module pools them:
@@ -31,8 +31,8 @@ from ..paths import FIRST_BUILD_ONLY
 from ..uncertainty import across_builds
 from ..verdict import Claim, verdict
 
-NUMBER = "06"
-STEM = "06_verdicts_across_builds"
+NUMBER = "07"
+STEM = "07_verdicts_across_builds"
 
 POOLED = "pooled_metrics.json"       # notebook -> its headline pooled across builds (what the report decides on)
 PROVENANCE_KEYS = ("profile", "seed", "commit")
@@ -45,10 +45,10 @@ KEYS: tuple[str, ...] = (
 
 
 def _stems():
-    """The notebooks that run on every build (01-05), by number."""
-    from . import compression, flickr8k, intrinsic_dimension, pruning, token_pruning
+    """The notebooks that run on every build (01-06), by number."""
+    from . import compression, flickr8k, id_prunability, intrinsic_dimension, pruning, token_pruning
 
-    modules = (intrinsic_dimension, pruning, token_pruning, flickr8k, compression)
+    modules = (intrinsic_dimension, pruning, token_pruning, flickr8k, compression, id_prunability)
     return {m.NUMBER: m for m in modules if m.NUMBER not in FIRST_BUILD_ONLY}
 
 
@@ -148,7 +148,7 @@ def collect(root: str | Path, builds, numbers=None) -> dict[str, list[dict]]:
         out[n] = [json.loads((folders[b] / "metrics.json").read_text()) for b in builds]
     if not out:
         raise FileNotFoundError(f"no results of notebooks {', '.join(numbers or _stems())} for builds {builds} "
-                                f"in {root}: run notebooks 01-05 first (bash run_all.sh)")
+                                f"in {root}: run notebooks 01-06 first (bash run_all.sh)")
     return out
 
 
@@ -217,7 +217,7 @@ def _reads(claim: Claim, key: str) -> bool:
 
 
 def headline(table, per_build: dict[str, list[dict]], builds) -> dict:
-    """Notebook 06's ``metrics.json``: how many builds, claims, decided verdicts, verdicts that moved
+    """Notebook 07's ``metrics.json``: how many builds, claims, decided verdicts, verdicts that moved
     against the first build, claims some build disagrees with, and the ID prior's half-width across
     builds with the number of builds that would bring it to +-0.04 at the spread measured."""
     from ..uncertainty import builds_needed

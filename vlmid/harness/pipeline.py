@@ -4,7 +4,7 @@
 call it directly from an activated environment too::
 
     python -m vlmid.harness.pipeline --profile tiny --seed 0 --only 01
-    python -m vlmid.harness.pipeline --builds 0,1,2,3,4   # each build in turn, then notebook 06 pools them
+    python -m vlmid.harness.pipeline --builds 0,1,2,3,4   # each build in turn, then notebook 07 pools them
     python -m vlmid.harness.pipeline --resume     # continue an interrupted run where it stopped
 
 A notebook's results folder is replaced only when the notebook completes (:class:`vlmid.harness.results.ResultWriter`
@@ -84,7 +84,7 @@ def schedule(todo: list[Path], builds: list[int]) -> list[tuple[Path, int | None
 def run(profile: str, builds: int | list[int], only: str | None = None, results: str | None = None,
         smoke: bool = False, extra_parameters: dict | None = None, resume: bool = False) -> int:
     """Run the notebooks on each model build of ``builds`` (seeds; the first writes into the results
-    folder itself, the others into ``builds/seed<N>/`` below it), then notebook 06 over all of them."""
+    folder itself, the others into ``builds/seed<N>/`` below it), then notebook 07 over all of them."""
     import papermill as pm
 
     if profile not in PROFILES:
@@ -163,7 +163,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=None, help="one model build (the same as --builds N)")
     ap.add_argument("--builds", default=None,
                     help="model builds by seed, comma-separated (default: --seed, else 0); the first writes into "
-                         "the results folder, the others into builds/seed<N>/, and notebook 06 pools them")
+                         "the results folder, the others into builds/seed<N>/, and notebook 07 pools them")
     ap.add_argument("--only", default=None, help="run one notebook by its number, e.g. 01")
     ap.add_argument("--results", default=None,
                     help="results folder (default: results/; smoke runs results/smoke/, the paper profile results/paper/)")

@@ -51,10 +51,12 @@ NOTEBOOKS = (
              ("quality_vs_flops.png", "training_curves.png"), ("lossyness.csv",)),
     Notebook("05", "05_quantization_lowrank", "Quantization, layer dropping and low rank",
              ("svd_plain_vs_aware.png",), ("compression_table.csv",)),
-    Notebook("06", "06_verdicts_across_builds", "Verdicts across model builds",
+    Notebook("06", "06_id_and_prunability", "Does ID predict prunability? The prior against its controls",
+             ("id_vs_prunability.png", "comparisons.png", "controls_vs_sparsity.png"), ("id_vs_prunability.csv",)),
+    Notebook("07", "07_verdicts_across_builds", "Verdicts across model builds",
              ("effects_across_builds.png",), ("verdicts_across_builds.csv",)),
 )
-ACROSS = "06"   # the notebook that pools the builds: its pooled headlines decide every other notebook's claims
+ACROSS = "07"   # the notebook that pools the builds: its pooled headlines decide every other notebook's claims
 
 
 # -- reading results/ ----------------------------------------------------------------------------
@@ -85,7 +87,7 @@ def load_metrics(root: Path, nb: Notebook) -> dict | None:
 
 def decided_metrics(root: Path) -> dict[str, dict | None]:
     """Notebook number -> the headline its claims are decided on: pooled across the model builds where
-    notebook 06 pooled them (its ``pooled_metrics.json``), else the notebook's own ``metrics.json``."""
+    notebook 07 pooled them (its ``pooled_metrics.json``), else the notebook's own ``metrics.json``."""
     from ..experiments.across_builds import POOLED
 
     metrics = {nb.number: load_metrics(root, nb) for nb in NOTEBOOKS}
@@ -98,7 +100,7 @@ def decided_metrics(root: Path) -> dict[str, dict | None]:
 
 
 def builds_agreeing(root: Path) -> dict[tuple[str, str], str]:
-    """(notebook, claim statement) -> "k/K": builds that agree with the pooled verdict (notebook 06's table)."""
+    """(notebook, claim statement) -> "k/K": builds that agree with the pooled verdict (notebook 07's table)."""
     import pandas as pd
 
     across = next(nb for nb in NOTEBOOKS if nb.number == ACROSS)
@@ -218,11 +220,11 @@ def render_report(results_dir: str | Path | None = None) -> str:
 
 
 def _builds_sentence(root: Path) -> str:
-    """How the verdicts were decided: on how many model builds (notebook 06's headline)."""
+    """How the verdicts were decided: on how many model builds (notebook 07's headline)."""
     across = next(nb for nb in NOTEBOOKS if nb.number == ACROSS)
     m = load_metrics(root, across)
     if m is None:
-        return ("Each verdict is decided on one model build (notebook 06, which pools the builds, has not run): "
+        return ("Each verdict is decided on one model build (notebook 07, which pools the builds, has not run): "
                 "its intervals cover test images and seeds, not the model.")
     if m.get("n_builds", 1) < 2:
         return (f"Each verdict is decided on one model build (seed {m.get('builds')}): its intervals cover test "
@@ -230,7 +232,7 @@ def _builds_sentence(root: Path) -> str:
     return (f"Each verdict is decided across {m['n_builds']} model builds (seeds {m['builds']}): an effect is the "
             "mean of the builds' own estimates with Student's 95 % interval over the builds, and *builds agreeing* "
             f"counts the builds that point the same way alone. {m['n_changed_vs_first_build']} verdicts differ from "
-            "the first build's alone (notebook 06).")
+            "the first build's alone (notebook 07).")
 
 
 def _fmt_value(v: Any) -> str:

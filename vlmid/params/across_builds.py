@@ -1,4 +1,4 @@
-"""Notebook 06's parameters: which model builds to pool (None: the ones the results folder holds)."""
+"""Notebook 07's parameters: which model builds to pool (None: the ones the results folder holds)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,7 +9,7 @@ from .base import NotebookParams
 
 @dataclass
 class AcrossBuildsParams(NotebookParams):
-    """``06_verdicts_across_builds``: the builds (model seeds) whose results are pooled."""
+    """``07_verdicts_across_builds``: the builds (model seeds) whose results are pooled."""
     builds: str | list | None = None   # "0,1,2,3,4"; None: the builds of the last run (results/manifest.json)
 
     def check(self) -> None:

@@ -322,8 +322,15 @@ _SHARED: dict = {}  # what forked workers read (set just before they start, clea
 
 def _run_job(job: PruneJob) -> PruneRun:
     cap, train, dense_state, evaluate, batch_size, kwargs = _SHARED["runs"]
+    kwargs = dict(kwargs)
+    allocations = kwargs.pop("allocations", None) or {}
     if job.ids is not None:
-        kwargs = {**kwargs, "ids": job.ids}
+        kwargs["ids"] = job.ids
+    if job.config.allocation is not None:   # each allocation its own rule: a run reads the one its config names
+        if job.config.allocation not in allocations:
+            raise KeyError(f"{job.label}: allocation={job.config.allocation!r} needs allocations="
+                           "{name: target -> per-module sparsities} (vlmid.pruning.allocation_for)")
+        kwargs["layer_allocation"] = allocations[job.config.allocation]
     return prune_captioner(cap, train, job.config, dense_state, evaluate, seed=job.seed, batch_size=batch_size,
                            label=job.label, **kwargs)
 
@@ -343,7 +350,8 @@ def prune_captioners(cap, train: Sequence, jobs: Sequence[PruneJob], dense_state
     matrix products do. The workers are forked, so ``evaluate`` may be any function, a notebook's own
     included; nothing is pickled but the jobs and the runs. Use 1 on a GPU: a model per process would
     not share one GPU well. ``kwargs`` go to :func:`prune_finetune` through :func:`prune_captioner`
-    (``ids``, ``layer_allocation``)."""
+    (``ids``, ``layer_allocation``); ``allocations={"uniform": ..., "id": ...}`` gives each job whose config
+    names an ``allocation`` that rule as its ``layer_allocation``."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 

@@ -10,11 +10,15 @@ sparsity, the unit's Linears alone are pruned by weight magnitude, each matrix t
 no fine-tuning), ``evaluate()`` scores the model (a dict of metrics, e.g. CIDEr-D and garment F1 on
 validation scenes), and the weights are restored. ``drop_<metric>`` is the intact score minus the pruned
 one: a large drop, a unit that cannot be pruned. Sparsity 1.0 zeroes the unit, the layer score's utility.
+Where ``evaluate()`` also returns per-item arrays (e.g. ``per_image_cider``), they are kept in the table's
+``attrs["per_item"]`` ({(unit, sparsity): {name: array}}, the intact model's under ``attrs["intact_per_item"]``),
+so that a statistic of the table can be resampled over the evaluation items.
 """
 from __future__ import annotations
 
 from typing import Callable, Mapping, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -38,12 +42,12 @@ def unit_prunability(linears: Mapping[str, nn.Linear], units: Mapping[str, list[
     missing = [n for names in units.values() for n in names if n not in linears]
     if missing:
         raise KeyError(f"units name Linears the model does not have, e.g. {missing[:3]}")
-    intact = {k: float(v) for k, v in evaluate().items()}
+    intact, intact_items = _split(evaluate())
     jobs = [(u, float(s)) for u in units for s in sparsities]
     if progress:
         from tqdm.auto import tqdm
         jobs = tqdm(jobs, desc="prunability per unit")
-    rows = []
+    rows, per_item = [], {}
     for unit, sparsity in jobs:
         names = units[unit]
         saved = {n: linears[n].weight.detach().clone() for n in names}
@@ -52,12 +56,23 @@ def unit_prunability(linears: Mapping[str, nn.Linear], units: Mapping[str, list[
                                     min_keep=0)
             for n in names:
                 linears[n].weight.mul_(masks[n])
-            scores = {k: float(v) for k, v in evaluate().items()}
+            scores, per_item[(unit, sparsity)] = _split(evaluate())
         finally:
             for n in names:
                 linears[n].weight.copy_(saved[n])
         rows.append(dict(unit=unit, group=module_group(names[0]), sparsity=sparsity, **scores,
                          **{f"drop_{k}": intact[k] - v for k, v in scores.items() if k in intact}))
     table = pd.DataFrame(rows)
-    table.attrs["intact"] = intact
+    table.attrs.update(intact=intact, per_item=per_item, intact_per_item=intact_items)
     return table
+
+
+def _split(scores: Mapping) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """An evaluation's numbers and its per-item arrays, apart (None values are dropped)."""
+    numbers, arrays = {}, {}
+    for k, v in scores.items():
+        if isinstance(v, np.ndarray):
+            arrays[k] = v
+        elif v is not None:
+            numbers[k] = float(v)
+    return numbers, arrays
