@@ -5,6 +5,7 @@
 #   bash run_all.sh --quick         all notebooks on the first shipped build only (what CI runs)
 #   bash run_all.sh --rebuild-models  train the tiny models from nothing first, then run on them
 #   bash run_all.sh --tests         set up, then run the test suite
+#   bash run_all.sh --book          set up, then build the study as a static HTML book (runs no notebook)
 #   bash run_all.sh --help          every option
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -15,6 +16,7 @@ Usage: bash run_all.sh [--profile tiny|paper] [--builds N,M,...|--seed N|--quick
                        [--results DIR] [--resume] [--rebuild-models] [--unpinned]
        bash run_all.sh --tests [pytest arguments...]
        bash run_all.sh --setup-only [--unpinned]
+       bash run_all.sh --book [--out DIR]
 
 Runs notebooks/NN_*.ipynb in order with papermill (kernel python3) on each model build: 00-05 on
 the first build (executed copies in results/executed/, each notebook's tables, figures and
@@ -31,7 +33,8 @@ results/manifest.json. Stops at the first failing notebook.
   --builds N,M,...      the model builds to run on, by seed (default, tiny profile: every shipped build,
                         checkpoints/tiny-seed<N>/; otherwise 0)
   --quick               the first shipped build only: every notebook once, its verdicts decided on one
-                        model (about a fifth of the full run's time)
+                        model, without what a full run adds on its first build beyond today's sizes
+                        (notebook 06's ten times longer schedule; each notebook gets quick=True)
   --seed N              one build: the same as --builds N (the seed every notebook gets)
   --only NN             run one notebook by its number, e.g. --only 01
   --smoke               tiny sizes, well under a minute per notebook (what the tests use)
@@ -52,18 +55,23 @@ results/manifest.json. Stops at the first failing notebook.
                         from PyTorch's wheel index (VLMID_TORCH_INDEX, default .../whl/cu128) instead of
                         the CPU build (also: VLMID_TORCH=cuda); the notebooks' device="auto" then uses it
   --tests               set up, then run pytest (extra arguments go to pytest)
+  --book                set up, then build the study as a static HTML site a browser opens offline:
+                        build/book/html/index.html (--out DIR: DIR/html). The front page is the README's
+                        intro and results table; one page per executed notebook in results/executed/, as it
+                        ran (nothing is re-executed), the report and docs/. Sphinx warnings fail it.
   --setup-only          create .venv and install everything, run nothing
   --help                this text
 
 Set-up (skipped when already done): a .venv with torch==2.13.0 (CPU wheel) installed first,
 then this package and its dependencies at the versions pinned in constraints.txt; Debian's
-dataset-fashion-mnist when running as root. A changed pyproject.toml or constraints.txt installs again.
+dataset-fashion-mnist, chromium and chromium-driver (the book's browser test) and libjs-mathjax (the
+book's formulas, offline) when running as root. A changed pyproject.toml or constraints.txt installs again.
 VLMID_MODEL_SOURCE=built uses the models in data/models/ (trained first if missing, announced)
 instead of the shipped ones; --rebuild-models sets it after training them anew.
 TXT
 }
 
-profile=tiny; seed=""; builds=""; quick=0; only=""; smoke=0; results=""; mode=run; pytest_args=(); rebuild=0; resume=0
+profile=tiny; seed=""; builds=""; quick=0; only=""; smoke=0; results=""; mode=run; pytest_args=(); book_args=(); rebuild=0; resume=0
 case "${VLMID_TORCH:-cpu}" in cpu|"") torch_build=cpu ;; cuda) torch_build=cuda ;;
   *) echo "run_all.sh: VLMID_TORCH='$VLMID_TORCH': use 'cpu' (default) or 'cuda'" >&2; exit 2 ;; esac
 case "${VLMID_UNPINNED:-0}" in 0|"") unpinned=0 ;; *) unpinned=1 ;; esac
@@ -88,6 +96,7 @@ while [ $# -gt 0 ]; do
     --cuda) torch_build=cuda; shift ;;
     --tests) mode=tests; shift; pytest_args=("$@"); break ;;
     --setup-only) mode=setup; shift ;;
+    --book) mode=book; shift; book_args=("$@"); break ;;
     *) echo "run_all.sh: unknown option '$1' (see: bash run_all.sh --help)" >&2; exit 2 ;;
   esac
 done
@@ -113,7 +122,7 @@ if [ -n "$only" ]; then
 fi
 if [ "$rebuild" = 1 ]; then
   [ -z "$builds" ] || [[ "$builds" =~ ^[0-9]+$ ]] || { echo "run_all.sh: --rebuild-models trains one build: give --seed N, not several --builds" >&2; exit 2; }
-  [ "$mode" = run ] || { echo "run_all.sh: --rebuild-models trains the models and runs the notebooks; it does not go with --tests or --setup-only" >&2; exit 2; }
+  [ "$mode" = run ] || { echo "run_all.sh: --rebuild-models trains the models and runs the notebooks; it does not go with --tests, --setup-only or --book" >&2; exit 2; }
   [ "$profile" = tiny ] || { echo "run_all.sh: --rebuild-models is for the tiny profile (the paper profile trains nothing)" >&2; exit 2; }
   [ "$smoke" = 0 ] || { echo "run_all.sh: --rebuild-models trains the real tiny models; --smoke models are always built anyway" >&2; exit 2; }
 fi
@@ -172,6 +181,23 @@ if [ ! -e "$FMNIST/t10k-images-idx3-ubyte.gz" ]; then
   fi
 fi
 
+# Debian's chromium and chromium-driver drive the book's browser test (tests/test_book.py, skipped without
+# them); Debian's MathJax 2 (libjs-mathjax) typesets the book's formulas offline (TeX source without it).
+debs=()
+[ -x /usr/bin/chromium ] || debs+=(chromium)
+[ -x /usr/bin/chromedriver ] || debs+=(chromium-driver)
+[ -e /usr/share/javascript/mathjax/MathJax.js ] || debs+=(libjs-mathjax)
+if [ ${#debs[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo ">>> installing Debian's ${debs[*]}"
+    apt-get install -y -qq "${debs[@]}" >/dev/null 2>&1 || \
+      { apt-get update -qq >/dev/null && apt-get install -y -qq "${debs[@]}" >/dev/null; }
+  else
+    echo ">>> Debian's ${debs[*]} not installed: install them (as root) for the book's browser test" >&2
+    echo "    (skipped without chromium and chromium-driver) and its formulas (TeX source without libjs-mathjax)." >&2
+  fi
+fi
+
 # The venv's own tools first on PATH, so papermill's kernel is this environment.
 export PATH="$PWD/$VENV/bin:$PATH"
 # No hub can be reached: never try.
@@ -181,6 +207,7 @@ export PYTHONHASHSEED=0 TOKENIZERS_PARALLELISM=false MPLBACKEND=Agg
 case "$mode" in
   setup) echo ">>> set-up done"; exit 0 ;;
   tests) exec "$PY" -m pytest "${pytest_args[@]}" ;;
+  book) exec "$PY" -m vlmid.harness.book ${book_args[@]+"${book_args[@]}"} ;;
 esac
 
 # ---- which model builds: every shipped one by default (tiny profile) -------------------------
@@ -227,6 +254,7 @@ args=(--profile "$profile" --builds "$builds")
 [ "$smoke" = 1 ] && args+=(--smoke)
 [ -n "$results" ] && args+=(--results "$results")
 [ "$resume" = 1 ] && args+=(--resume)
+[ "$quick" = 1 ] && args+=(--quick)
 "$PY" -m vlmid.harness.pipeline "${args[@]}"
 # The report and the README's results table are generated from results/, never written by hand.
 # (A run into another --results folder leaves the README alone: python -m vlmid.harness.report --help.)

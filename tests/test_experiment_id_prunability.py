@@ -109,9 +109,8 @@ def test_comparisons_and_the_best_control_are_read_off_known_gains():
     assert exp.best_control(table) == "tower"                         # the prior's margin over it is smallest
 
 
-def headline_of(offsets):
-    import pandas as pd
-
+def headline_of(offsets, **schedules):
+    """The headline of runs with these offsets (``schedules``: schedule_table's and long_factor, if any ran)."""
     per_scene = control_scores(offsets)
     comparisons = exp.comparison_table(per_scene, SEEDS, SPARSITIES)
     results = pd.DataFrame([dict(method=lab, seed=s, sparsity=sp, CIDEr=float(v.mean()))
@@ -121,7 +120,7 @@ def headline_of(offsets):
     linear = pd.DataFrame([dict(module=u, group=g, estimator=e, id=ids[e][u]) for e in ids for u, g in UNITS])
     return exp.headline(rhos, linear, None, comparisons, results, dense_val={"CIDEr": 1.0}, dense={"CIDEr": 2.0},
                         n_units=len(UNITS), n_val=40, n_test=N, n_seeds=len(SEEDS), sparsities=SPARSITIES,
-                        rho_f1=0.5, wall_seconds=1.0)
+                        rho_f1=0.5, wall_seconds=1.0, **schedules)
 
 
 def test_headline_writes_every_key_and_the_claims_decide_on_it():
@@ -179,3 +178,54 @@ def test_summary_reads_undefined_values_as_not_available():
     text = exp.summary(h)
     assert "all units +1.00" in text and "best control (tower)" in text
     assert "within towers n/a" in exp.summary(dict(h, rho_within_twonn=None))
+
+
+# -- the longer schedule -----------------------------------------------------------------------------------------------
+def test_schedule_jobs_run_today_s_platon_and_three_runs_ten_times_longer():
+    from vlmid.params.id_prunability import IdPrunabilityParams
+
+    P = IdPrunabilityParams(device="cpu", n_seeds=2, seed=3)
+    jobs = exp.schedule_jobs(P)
+    labels = [exp.PLATON] + [exp.long_label(lab) for lab in exp.SCHEDULE_RUNS]
+    assert [j.label for j in jobs] == labels * 2 and [j.seed for j in jobs] == [3] * 4 + [4] * 4
+    today, long = jobs[0].config, jobs[1].config
+    assert (today.method, today.total_steps, today.initial_warmup, today.hold_steps) == ("platon", 80, 5, 6)
+    assert (long.total_steps, long.initial_warmup, long.hold_steps, long.delta_t) == (800, 50, 60, 10)
+    assert long.checkpoints == today.checkpoints == (0.4, 0.6, 0.8) and long.final_sparsity == 0.8
+    assert [j.config.method for j in jobs[1:4]] == ["magnitude", "magnitude", "platon"] and jobs[2].config.id_prior
+    for j in jobs:
+        j.config.validate()
+    # PLATON's uncertainty average (beta2 0.95: a time constant of 20 steps) is warmed up only on the longer one
+    assert today.initial_warmup < 1 / (1 - today.beta2) <= long.initial_warmup
+    assert exp.schedule_jobs(IdPrunabilityParams(device="cpu", long_factor=0)) == []
+    assert IdPrunabilityParams(device="cpu", replicate=True).long_factor == 0   # the first build only
+    with pytest.raises(ValueError, match="long_factor=1"):
+        IdPrunabilityParams(device="cpu", long_factor=1)
+
+
+def schedule_scores(offsets, noise=0.01):
+    """Per-scene CIDEr-D of the schedule comparison's runs (and today's no prior and prior)."""
+    rng = np.random.default_rng(1)
+    labels = [exp.NONE, exp.PRIOR, exp.PLATON] + [exp.long_label(lab) for lab in exp.SCHEDULE_RUNS]
+    return {(lab, s, sp): 2.0 - sp + offsets.get(lab, 0.0) + noise * rng.normal(size=N)
+            for lab in labels for s in SEEDS for sp in SPARSITIES}
+
+
+def test_the_schedule_comparisons_are_read_off_known_gains_and_reach_the_headline():
+    long = exp.long_label
+    offsets = {exp.PLATON: 0.05, long(exp.NONE): 0.20, long(exp.PLATON): 0.45, long(exp.PRIOR): 0.10}
+    table = exp.schedule_table(schedule_scores(offsets), SEEDS, SPARSITIES)
+    g = table.set_index(["comparison", "sparsity"]).gain
+    assert g[("longer schedule, magnitude", "mean")] == pytest.approx(0.20, abs=0.01)
+    assert g[("longer schedule, PLATON", 0.8)] == pytest.approx(0.40, abs=0.01)
+    assert g[("PLATON vs magnitude, today's schedule", "mean")] == pytest.approx(0.05, abs=0.01)
+    assert g[("PLATON vs magnitude, longer schedule", "mean")] == pytest.approx(0.25, abs=0.01)
+    assert g[("ID prior vs no prior, longer schedule", 0.4)] == pytest.approx(-0.10, abs=0.01)
+    base = headline_of({exp.PRIOR: 0.10})
+    assert base["long_factor"] == 0 and base["platon_vs_magnitude_long"] is None   # none ran
+    h = headline_of({exp.PRIOR: 0.10}, schedules=table, long_factor=10)
+    assert set(h) == set(exp.KEYS) and h["long_factor"] == 10
+    assert h["long_vs_today_platon"] == pytest.approx(0.40, abs=0.01)
+    assert h["id_prior_vs_none_long"] == pytest.approx(-0.10, abs=0.01) and h["id_prior_vs_none_long_ci_high"] < 0
+    assert "PLATON minus magnitude +0.050 today, +0.250 longer" in exp.summary(h)
+

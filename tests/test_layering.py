@@ -35,7 +35,7 @@ LAYERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
      ("vlmid.id", "vlmid.pruning", "vlmid.tokens", "vlmid.compress", "vlmid.retrieval")),
     ("experiments", "one module per notebook: its steps, headline and claims",
      ("vlmid.experiments",)),
-    ("harness", "claims gathered, report, notebook runner, paper plans and inputs, stand-ins, course tooling",
+    ("harness", "claims gathered, report, notebook runner, paper plans and inputs, stand-ins, the course on nbgrader",
      ("vlmid", "vlmid.claims", "vlmid.harness")),
 )
 

@@ -33,7 +33,9 @@ def test_profile_defaults_smoke_and_replicate():
     assert (P.n_val, P.n_test, P.total_steps, P.batch_size, P.lr) == (300, 500, 80, 24, 3e-5)
     assert P.control_sparsities == [0.4, 0.6, 0.8] and P.n_seeds == 3 and P.validate_estimators
     assert IdPrunabilityParams(device="cpu", profile="paper").n_test == 5000
-    assert IdPrunabilityParams(device="cpu", replicate=True).validate_estimators is False
+    R = IdPrunabilityParams(device="cpu", replicate=True)
+    assert R.validate_estimators is False and (R.n_test, R.n_val, R.n_resamples) == (250, 200, 500)
+    assert (R.n_seeds, R.control_sparsities, R.unit_sparsities) == (P.n_seeds, P.control_sparsities, P.unit_sparsities)
     s = IdPrunabilityParams(device="cpu", smoke=True)
     assert s.n_val == 8 and s.control_sparsities == [0.4, 0.8] and s.n_seeds == 1
     assert IdPrunabilityParams(device="cpu", control_sparsities=[0.8, 0.4]).control_sparsities == [0.4, 0.8]

@@ -58,6 +58,7 @@ def test_a_replicate_build_evaluates_40_percent_on_the_same_schedule():
     first, further = PruningParams(), PruningParams(replicate=True)
     assert first.sparsities == [0.2, 0.4, 0.5, 0.6, 0.8] and first.final_sparsity == 0.8
     assert further.sparsities == [0.4] and further.final_sparsity == 0.8
+    assert (first.n_test, further.n_test) == (1000, 500)   # half the test scenes on a further build
     from vlmid.experiments.pruning import schedule
     assert schedule(further) == schedule(first)
     from vlmid.pruning.plan import dense_finetune_steps, pruning_plan
@@ -69,7 +70,7 @@ def test_a_replicate_build_evaluates_40_percent_on_the_same_schedule():
 
 def test_build_params_smoke_sizes():
     assert as_plain(BuildParams()) == dict(profile="tiny", seed=0, smoke=False, results_dir=None,
-                                           device=resolve_device("auto"), replicate=False,
+                                           device=resolve_device("auto"), replicate=False, quick=False,
                                            n_test=1000, n_zeroshot=None, n_probe=2000, n_probe_fit=5000)
     p = BuildParams(smoke=True)
     assert (p.n_test, p.n_zeroshot, p.n_probe, p.n_probe_fit) == (24, 60, 120, 120)

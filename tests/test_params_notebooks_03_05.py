@@ -18,13 +18,13 @@ from vlmid.params.token_pruning import TokenPruningParams
 NOTEBOOKS = pathlib.Path(__file__).resolve().parents[1] / "notebooks"
 
 # the old parameters cells' values (the defaults every field must keep)
-DEFAULTS_03 = dict(profile="tiny", seed=0, smoke=False, results_dir=None, device="auto", replicate=False,
+DEFAULTS_03 = dict(profile="tiny", seed=0, smoke=False, results_dir=None, device="auto", replicate=False, quick=False,
                    keeps=[1.0, 0.9, 0.7, 0.5], search_keeps=[0.4, 0.3], loo_keeps=[1.0, 0.5],
                    n_eval=2000, batch_size=32, repeats=7, warmup=1, threads=1, eval_threads=2,
                    scales=[1.0, 1.5, 2.0], scaling_batch=16, lowrank_ranks=[4, 8, 16, 32, 48, 64], max_loss=0.01, n_hard=800)
 SMOKE_03 = dict(DEFAULTS_03, smoke=True, keeps=[1.0, 0.5], search_keeps=[], loo_keeps=[0.5], n_eval=100,
                 batch_size=16, repeats=2, warmup=1, scales=[1.0, 2.0], scaling_batch=4, lowrank_ranks=[4, 8], n_hard=100)
-DEFAULTS_05 = dict(profile="tiny", seed=0, smoke=False, results_dir=None, device="auto", replicate=False,
+DEFAULTS_05 = dict(profile="tiny", seed=0, smoke=False, results_dir=None, device="auto", replicate=False, quick=False,
                    n_test=200, n_train=1000, n_calib=128, energies=[0.9, 0.8, 0.6, 0.5], mid_energy=0.8,
                    keep_last_dense=1, finetune_steps=120, finetune_lr=3e-5, finetune_batch=32, n_zeroshot=500,
                    latency_batch=8, latency_repeats=6, threads=1, qwen2vl=None)
@@ -92,6 +92,14 @@ def test_a_replicate_build_keeps_the_low_rank_sizes_its_claims_read():
     assert CompressionParams(replicate=True).energies == [0.8, 0.5]
     assert CompressionParams(replicate=True, energies=[0.95, 0.7, 0.4], mid_energy=0.7).energies == [0.7, 0.4]
     assert CompressionParams().energies == [0.9, 0.8, 0.6, 0.5]
+
+
+def test_a_replicate_build_keeps_every_variant_of_notebook_03():
+    """A further build: every keep ratio and variant, half the zero-shot images, the harder set whole."""
+    first, further = TokenPruningParams(), TokenPruningParams(replicate=True)
+    assert (further.keeps, further.search_keeps, further.loo_keeps) == (first.keeps, first.search_keeps, first.loo_keeps)
+    assert (first.n_eval, further.n_eval) == (2000, 1000) and further.n_hard == first.n_hard == 800
+    assert (further.repeats, further.scales, further.lowrank_ranks) == (3, [1.0], [8, 48])
 
 
 def test_n_calib_is_capped_by_n_train():

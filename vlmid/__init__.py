@@ -38,7 +38,7 @@ timing protocol, FLOPs, memory, parameter counts), ``vlmid.optim`` (the one opti
 The machinery, out of the way in ``vlmid.harness``: result files with provenance (``results``), the
 report and README table (``report``), the headless notebook runner (``pipeline``), the work a
 notebook plans and its time (``plan``, ``paper_plan``), a paper run's input check (``paper_inputs``),
-real-format stand-ins of the paper checkpoints (``standins``), course tooling (``course``).
+real-format stand-ins of the paper checkpoints (``standins``), the course on nbgrader (``course``).
 
 The methods, the anchor numbers and the study's source documents are described in ``docs/``.
 """

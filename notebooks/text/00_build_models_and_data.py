@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: -nbgrader
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -40,6 +41,7 @@ smoke = False        # tiny sizes for the test-suite: the notebook runs in well 
 results_dir = None   # None: the repository's results/ (smoke runs: results/smoke/)
 device = "auto"      # "auto": CUDA when available, else CPU | "cpu" | "cuda" | "cuda:N"
 replicate = False    # True: a further model build of a multi-build run; only what the verdicts read
+quick = False        # True: a one-build quick run (run_all.sh --quick), without the first build's extras
 n_test = 1000        # test images captioned (tiny: all 1000 held-out scenes)
 n_zeroshot = None    # zero-shot images (None: all 10000 Fashion-MNIST test photos / CIFAR-10 test)
 n_probe = 2000       # test items the linear probes are scored on
@@ -162,6 +164,8 @@ if build is not None:
 # \mathcal{L} = \tfrac12\Big(\tfrac1N\sum_i -\log \operatorname{softmax}_j(L_{ij})_{j=i}
 # + \tfrac1N\sum_j -\log \operatorname{softmax}_i(L_{ij})_{i=j}\Big). $$
 # The matching pair sits on the diagonal; every other caption in the batch is a negative.
+#
+# The check below is worth 1 point when the notebook is graded (nbgrader adds tests you do not see).
 
 # %%
 # Exercise 0.1: CLIP's symmetric contrastive loss

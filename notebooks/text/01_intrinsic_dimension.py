@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: -nbgrader
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -38,6 +39,7 @@ smoke = False        # tiny sizes for the test-suite: the notebook runs in well 
 results_dir = None   # None: the repository's results/ (smoke runs: results/smoke/)
 device = "auto"      # "auto": CUDA when available, else CPU | "cpu" | "cuda" | "cuda:N"
 replicate = False    # True: a further model build of a multi-build run; only what the verdicts read
+quick = False        # True: a one-build quick run (run_all.sh --quick), without the first build's extras
 n_points = 1000      # test images (each with its first reference caption): one point per image
 batch_size = 100     # images per forward pass while collecting representations
 pooling = "mean"     # one vector per input for the profiles and the per-Linear IDs: "cls", "mean", "flatten"

@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: -nbgrader
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -38,6 +39,7 @@ smoke = False        # tiny sizes for the test-suite: the notebook runs in well 
 results_dir = None   # None: the repository's results/ (smoke runs: results/smoke/)
 device = "auto"      # "auto": CUDA when available, else CPU | "cpu" | "cuda" | "cuda:N"
 replicate = False    # True: a further model build of a multi-build run; only what the verdicts read
+quick = False        # True: a one-build quick run (run_all.sh --quick), without the first build's extras
 sparsities = [0.2, 0.4, 0.5, 0.6, 0.8]  # checkpoints of every schedule: fraction of prunable Linear weights set to 0
 final_sparsity = None  # where the cubic schedule ends (None: the largest of sparsities)
 n_seeds_at_40 = 2    # fine-tuning seeds (seed, seed+1, ...) for every method at 40 % sparsity

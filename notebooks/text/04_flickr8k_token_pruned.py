@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: -nbgrader
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -38,6 +39,7 @@ smoke = False        # tiny sizes for the test-suite: the notebook runs in well 
 results_dir = None   # None: the repository's results/ (smoke runs: results/smoke/)
 device = "auto"      # "auto": CUDA when available, else CPU | "cpu" | "cuda" | "cuda:N"
 replicate = False    # True: a further model build of a multi-build run; only what the verdicts read
+quick = False        # True: a one-build quick run (run_all.sh --quick), without the first build's extras
 image_size = 112     # the Flickr8k report resized Flickr8k to 112 px; our 64 px scenes are upscaled to it
 patch_size = 16      # the report: 16 px patches, 7 x 7 (49) tokens
 sample_ratio = 0.4   # the report's random fraction of each split

@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: -nbgrader
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -38,6 +39,9 @@
 #    and fine-tunes along one cubic schedule to 80 % and is scored at 40, 60 and 80 %, with several
 #    fine-tuning seeds: at 40 % nearly every method keeps dense quality (notebook 02), and methods
 #    separate only further on.
+# 5. **A schedule ten times longer** (first build): no prior, the prior and PLATON again, with
+#    PLATON's moving averages warmed up before its first mask, to see whether the methods separate
+#    more when pruning is gradual rather than close to one-shot.
 #
 # Background and citations: `docs/methods.md` §12.
 
@@ -48,6 +52,7 @@ smoke = False        # tiny sizes for the test-suite: the notebook runs in well 
 results_dir = None   # None: the repository's results/ (smoke runs: results/smoke/)
 device = "auto"      # "auto": CUDA when available, else CPU | "cpu" | "cuda" | "cuda:N"
 replicate = False    # True: a further model build of a multi-build run; only what the verdicts read
+quick = False        # True: a one-build quick run (run_all.sh --quick), without the first build's extras
 n_points = 1000      # training images whose representations give each Linear's ID (never the test scenes)
 feature_batch = 100  # images per forward pass while collecting them
 validate_estimators = True  # check the four estimators on manifolds of known dimension first
@@ -64,6 +69,7 @@ delta_t, initial_warmup = 10, 5  # masks recomputed every delta_t steps; dense f
 batch_size = None    # (None: tiny 24, paper 16)
 lr = None            # AdamW learning rate (None: tiny 3e-5, paper 1e-5), as notebook 02
 allocation_spread = 0.2  # ID allocation: unit sparsities within target +- spread * min(target, 1 - target)
+long_factor = 10     # no prior, the prior and PLATON again on a schedule this many times longer (0: none)
 threads = None       # torch threads (None: every core)
 workers = None       # pruning runs at once, one CPU core each (None: every core on the CPU, 1 on a GPU)
 
@@ -197,6 +203,8 @@ prunability.pivot(index="unit", columns="sparsity", values="drop_CIDEr").loc[lis
 # Spearman's rho is Pearson's correlation of the *ranks*: it asks only whether the units come in the same
 # order, not whether the relation is linear. Ties share their mean rank. With 12 units in 3 towers, a rho
 # over all units mixes two questions; the mean of the rhos inside each tower asks only the second.
+#
+# Each check is worth 1 point when the notebook is graded (nbgrader adds tests you do not see).
 
 # %%
 # Exercise 6.1: Spearman's rho
@@ -354,11 +362,64 @@ out.figure(fig, "comparisons.png")
 # per-layer multipliers does as much. The allocation lines ask the same of the way OWL and D-Rank use
 # their per-layer signals.
 
+# %% [markdown]
+# ## A longer schedule, where methods can differ
+#
+# Today's schedule is close to one-shot pruning: 40 % is reached after about two mask updates and 80 %
+# at step 80, and PLATON's moving averages of sensitivity and uncertainty (time constants of about 7
+# and 20 steps) have seen 5 steps of gradients when its first mask is drawn. On the first build, no
+# prior, the prior and PLATON run again on the same cubic schedule `long_factor` times longer: 800
+# steps, 50 dense steps before the first mask, 60 recovery steps at each checkpoint, masks still
+# recomputed every 10 steps. PLATON also runs on today's schedule, so each comparison below is paired on
+# the same scenes, seeds and sparsities. Three questions: what the longer schedule recovers (longer minus
+# today's), whether the methods separate more on it (PLATON minus magnitude on each schedule), and
+# whether the prior's verdict holds there. It costs about as much as every other run of this notebook
+# together, so further builds and quick runs leave it out, and it decides no claim.
+
+# %%
+jobs_long = exp.schedule_jobs(P)   # none on a further build or a quick run (long_factor=0)
+schedules = long_results = None
+if jobs_long:
+    t0 = time.perf_counter()
+    runs_long = prune_captioners(cap, train, jobs_long, dense_state, evaluate, batch_size=batch_size,
+                                 workers=workers, ids=ids, desc="today's and the longer schedule")
+    rows_long, _ = record(runs_long, per_scene)
+    long_results = pd.DataFrame(rows_long)[list(results.columns)]
+    out.csv(long_results, "schedule_runs.csv")
+    schedules = exp.schedule_table(per_scene, exp.seeds(P), control_sparsities)
+    out.csv(schedules, "schedule_comparisons.csv")
+    print(f"{len(jobs_long)} runs in {time.perf_counter() - t0:.0f} s ({exp.long_schedule(P)['total_steps']} steps "
+          f"against {total_steps})")
+else:
+    print("the longer schedule is not run here (long_factor=0: a further build or a quick run)")
+
+# %%
+if long_results is not None:
+    both = pd.concat([results[results.method.isin([exp.NONE, exp.PRIOR])], long_results], ignore_index=True)
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    sns.lineplot(data=both, x="sparsity", y="CIDEr", hue="method", style="method", markers=True, dashes=False,
+                 errorbar=("pi", 100), err_style="bars", ax=ax)
+    ax.axhline(dense["CIDEr"], color="k", ls="--", lw=1, label="dense")
+    ax.set(xlabel="sparsity of prunable Linear weights", ylabel="CIDEr-D (test scenes)",
+           title=f"Today's schedule ({total_steps} steps) and {long_factor} times longer")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    out.figure(fig, "schedules_vs_sparsity.png")
+    display(schedules[schedules.sparsity == "mean"].drop(columns="sparsity").round(3))
+
+# %% [markdown]
+# **How to read it.** A longer schedule gives every pruned model more fine-tuning between mask
+# updates, so all runs should move towards the dense line: the first three rows say by how much. If the
+# methods only separate when pruning is gradual, PLATON minus magnitude is larger on the longer schedule
+# than on today's; if it is not, today's near one-shot regime was not what kept the methods together
+# here. The last two rows put the prior's verdict of the section above next to the same comparison on
+# the longer schedule.
+
 # %%
 headline = out.metrics(exp.headline(rhos, linear_table, validation, comparisons, results, dense_val=dense_val,
                                     dense=dense, n_units=len(units), n_val=len(val), n_test=len(test),
                                     n_seeds=len(exp.seeds(P)), sparsities=control_sparsities, rho_f1=rho_f1,
-                                    wall_seconds=time.perf_counter() - t_start))
+                                    wall_seconds=time.perf_counter() - t_start,
+                                    schedules=schedules, long_factor=long_factor))
 pd.Series({k: v for k, v in headline.items() if k not in ("cider_by_run", "id_prior_vs_controls")}).to_frame("value")
 
 # %% [markdown]

@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: -nbgrader
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -46,6 +47,7 @@ smoke = False        # tiny sizes for the test-suite
 results_dir = None   # None: the repository's results/ (smoke runs: results/smoke/)
 device = "auto"      # unused here: this notebook only reads what notebooks 01-06 wrote
 replicate = False    # unused here: notebook 07 runs once, over every build
+quick = False        # unused here: notebook 07 runs once, over every build
 builds = None        # model builds to pool, e.g. "0,1,2,3,4" (None: those of the last run, results/manifest.json)
 
 # %%
@@ -70,6 +72,8 @@ print(f"{len(builds)} build(s): seeds {builds}; notebooks {sorted(per_build)}")
 # Before the pooled table, write the two numbers it rests on. Given each build's own estimate of an
 # effect, compute their mean and Student's 95 % interval, then count the builds whose estimate has the
 # sign of the verdict.
+#
+# Each check is worth 1 point when the notebook is graded (nbgrader adds tests you do not see).
 
 # %%
 # Exercise 7.1: Student's interval over the builds

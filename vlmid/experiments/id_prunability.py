@@ -51,6 +51,12 @@ CONTROL_LABELS = {"shuffled": "magnitude + shuffled ID", "inverse": "magnitude +
                   "random": "magnitude + random multipliers", "tower": "magnitude, ID's tower split"}
 ALLOCATION_PAIRS = {"magnitude": ("magnitude, ID-allocated", "magnitude, uniform"),
                     "wanda": ("wanda, ID-allocated", "wanda")}   # (ID-allocated, uniform) per base score
+# the same schedule ``long_factor`` times longer (first build only), for no prior, the prior and PLATON, whose
+# moving averages see 5 steps before their first mask on today's schedule and 50 on the longer one
+PLATON = "platon"
+SCHEDULE_RUNS = {NONE: dict(), PRIOR: dict(id_prior=True), PLATON: dict(method="platon")}
+SCHEDULE_PAIRS = (("longer schedule, magnitude", NONE), ("longer schedule, magnitude + ID", PRIOR),
+                  ("longer schedule, PLATON", PLATON))   # (comparison, run): the run's longer minus today's schedule
 
 
 def unit_table(prunability, ids: Mapping[str, Mapping[str, float]], metric: str = "CIDEr"):
@@ -247,6 +253,38 @@ def run_labels() -> list[str]:
     return [NONE, PRIOR, *CONTROL_LABELS.values(), *[lab for pair in ALLOCATION_PAIRS.values() for lab in pair]]
 
 
+def long_label(label: str) -> str:
+    """The table label of run ``label`` on the longer schedule."""
+    return f"{label}, longer schedule"
+
+
+def long_schedule(P) -> dict:
+    """:func:`schedule` with its total, recovery and dense warm-up steps ``P.long_factor`` times as many, masks
+    still recomputed every ``delta_t`` steps: about ten times the mask updates and the fine-tuning between them,
+    and PLATON's moving averages (time constants 1 / (1 - beta): about 7 and 20 steps) warmed up over the
+    ``initial_warmup * long_factor`` dense steps before the first mask."""
+    f = P.long_factor
+    return {**schedule(P), "total_steps": P.total_steps * f, "hold_steps": P.hold_steps * f,
+            "initial_warmup": P.initial_warmup * f}
+
+
+def schedule_jobs(P) -> list:
+    """The runs that compare the schedules, each fine-tuning seed: PLATON on today's schedule, and no prior,
+    the prior and PLATON on the longer one (none when ``P.long_factor`` is 0; no prior and the prior on
+    today's schedule are runs of :func:`control_jobs`)."""
+    from ..pruning import PruneConfig, PruneJob
+
+    if not P.long_factor:
+        return []
+    base, long = schedule(P), long_schedule(P)
+    jobs = []
+    for s in seeds(P):
+        jobs.append(PruneJob(PruneConfig(**{**base, "method": PLATON}), s, PLATON))
+        jobs += [PruneJob(PruneConfig(**{"method": "magnitude", **long, **kw}), s, long_label(lab))
+                 for lab, kw in SCHEDULE_RUNS.items()]
+    return jobs
+
+
 def control_jobs(P, ids: Mapping[str, float]) -> list:
     """One :class:`vlmid.pruning.PruneJob` per run and fine-tuning seed. The shuffled and random multipliers
     are drawn anew for each seed, so that their interval covers the draws too."""
@@ -278,17 +316,36 @@ def comparison_table(per_scene, seeds_: Sequence[int], sparsities: Sequence[floa
     """Every comparison the claims read, at each sparsity and averaged over them ("mean"): the prior against
     no prior and each control, ID allocation against uniform for each base score, and the tower split alone
     against no prior (what moving sparsity between towers does by itself)."""
-    import pandas as pd
-
     pairs = [("ID prior vs no prior", PRIOR, NONE)]
     pairs += [(f"ID prior vs {k} control", PRIOR, lab) for k, lab in CONTROL_LABELS.items()]
     pairs += [("tower split alone vs no prior", CONTROL_LABELS["tower"], NONE)]
     pairs += [(f"ID allocation vs uniform, {m}", a, u) for m, (a, u) in ALLOCATION_PAIRS.items()]
+    return _table(per_scene, pairs, seeds_, sparsities,
+                  extra=lambda over: [("ID allocation vs uniform, mean of both", allocation_effect(per_scene, seeds_, over))])
+
+
+def schedule_table(per_scene, seeds_: Sequence[int], sparsities: Sequence[float]):
+    """The longer schedule against today's for each run of :data:`SCHEDULE_RUNS`, and the two comparisons it is
+    for, on each schedule: PLATON against magnitude, and the prior against no prior (the rows of
+    :func:`comparison_table`'s form)."""
+    pairs = [(name, long_label(lab), lab) for name, lab in SCHEDULE_PAIRS]
+    pairs += [("PLATON vs magnitude, today's schedule", PLATON, NONE),
+              ("PLATON vs magnitude, longer schedule", long_label(PLATON), long_label(NONE)),
+              ("ID prior vs no prior, today's schedule", PRIOR, NONE),
+              ("ID prior vs no prior, longer schedule", long_label(PRIOR), long_label(NONE))]
+    return _table(per_scene, pairs, seeds_, sparsities)
+
+
+def _table(per_scene, pairs, seeds_: Sequence[int], sparsities: Sequence[float], extra=None):
+    """One row per comparison ``(name, a, b)`` of ``pairs`` (``a`` minus ``b``) and sparsity, then averaged
+    over the sparsities ("mean"); ``extra(sparsities)``: more ``(name, Effect)`` rows at each."""
+    import pandas as pd
+
     rows = []
     for at in [*sparsities, "mean"]:
         over = sparsities if at == "mean" else [at]
         effects = [(name, gain(per_scene, a, b, seeds_, over)) for name, a, b in pairs]
-        effects.append(("ID allocation vs uniform, mean of both", allocation_effect(per_scene, seeds_, over)))
+        effects += extra(over) if extra is not None else []
         rows += [dict(comparison=name, sparsity=at, gain=e.diff, ci_low=e.low, ci_high=e.high, n_scenes=e.n_items,
                       n_seeds=e.n_seeds) for name, e in effects]
     order = {name: i for i, name in enumerate(dict.fromkeys(r["comparison"] for r in rows))}
@@ -317,6 +374,13 @@ def _rho_key(comparison: str, est: str) -> str:
     return f"rho_{part}_{SLUGS[est]}"
 
 
+# the rows of schedule_table that the headline keeps (averaged over the sparsities), by key
+SCHEDULE_KEYS = {"longer schedule, magnitude": "long_vs_today_magnitude",
+                 "longer schedule, magnitude + ID": "long_vs_today_id_prior", "longer schedule, PLATON": "long_vs_today_platon",
+                 "PLATON vs magnitude, today's schedule": "platon_vs_magnitude_today",
+                 "PLATON vs magnitude, longer schedule": "platon_vs_magnitude_long",
+                 "ID prior vs no prior, longer schedule": "id_prior_vs_none_long"}
+
 KEYS: tuple[str, ...] = (
     *[k for est in SLUGS for comp in (OVERALL, WITHIN) for k in ci_keys(_rho_key(comp, est))],
     *[k for comp in (*TOWERS, TOWERS_ONLY) for k in ci_keys(_rho_key(comp, LEAD))],
@@ -325,8 +389,9 @@ KEYS: tuple[str, ...] = (
     *ci_keys('id_prior_vs_none'), *[k for sp in (40, 60, 80) for k in ci_keys(f'id_prior_vs_none_at_{sp}')],
     *ci_keys('id_prior_vs_best_control'), 'best_control', 'id_prior_vs_controls', *ci_keys('tower_split_vs_none'),
     *ci_keys('id_allocation_vs_uniform'), *ci_keys('id_allocation_vs_uniform_magnitude'),
-    *ci_keys('id_allocation_vs_uniform_wanda'), 'cider_by_run', 'dense_val_cider', 'dense_cider', 'n_units', 'n_val',
-    'n_test', 'n_seeds', 'sparsities', 'wall_seconds')
+    *ci_keys('id_allocation_vs_uniform_wanda'), *[k for key in SCHEDULE_KEYS.values() for k in ci_keys(key)],
+    'long_factor', 'cider_by_run', 'dense_val_cider', 'dense_cider', 'n_units', 'n_val', 'n_test', 'n_seeds',
+    'sparsities', 'wall_seconds')
 
 
 def _at(sp: float) -> str:
@@ -335,11 +400,12 @@ def _at(sp: float) -> str:
 
 def headline(rhos, linear_table, validation, comparisons, results, *, dense_val: Mapping, dense: Mapping,
              n_units: int, n_val: int, n_test: int, n_seeds: int, sparsities: Sequence[float], rho_f1: float,
-             wall_seconds: float) -> dict:
+             wall_seconds: float, schedules=None, long_factor: int = 0) -> dict:
     """Every key of :data:`KEYS`: ``rhos`` (:func:`rho_effects`), the per-Linear IDs (:func:`linear_ids`, for the
     towers' order per estimator), the estimators' check on known dimensions (None on a further build),
     ``comparisons`` (:func:`comparison_table`), ``results`` (one row per run and checkpoint: label, seed,
-    sparsity, CIDEr) and the dense model's scores on the validation and test scenes."""
+    sparsity, CIDEr), the dense model's scores on the validation and test scenes, and ``schedules``
+    (:func:`schedule_table` of the runs on a ``long_factor`` times longer schedule; None where none ran)."""
     r = rhos.set_index(["estimator", "comparison"])
     out = {}
     for est in SLUGS:
@@ -379,6 +445,11 @@ def headline(rhos, linear_table, validation, comparisons, results, *, dense_val:
     for m in ALLOCATION_PAIRS:
         out.update(zip(ci_keys(f"id_allocation_vs_uniform_{m}"), effect(f"ID allocation vs uniform, {m}")))
     out.update(zip(ci_keys("id_allocation_vs_uniform"), effect("ID allocation vs uniform, mean of both")))
+    sched = schedules.set_index(["comparison", "sparsity"]) if schedules is not None else None
+    for name, key in SCHEDULE_KEYS.items():
+        row = sched.loc[(name, "mean")] if sched is not None else None
+        out.update(zip(ci_keys(key), (row.gain, row.ci_low, row.ci_high) if row is not None else (None,) * 3))
+    out["long_factor"] = int(long_factor) if schedules is not None else 0
     means = results.groupby(["method", "sparsity"]).CIDEr.mean()
     out["cider_by_run"] = json.dumps({m: {_at(sp): float(v) for (mm, sp), v in means.items() if mm == m}
                                       for m in dict.fromkeys(results.method)})
@@ -499,7 +570,8 @@ def _f(v, spec: str = "+.3f") -> str:
 
 
 def summary(m: Mapping) -> str:
-    """The headline in four lines of words: rho, the towers' order, the prior and its best control, allocation
+    """The headline in five lines of words: rho, the towers' order, the prior and its best control, allocation,
+    the schedules
     (an undefined value, e.g. rho of a constant, reads "n/a")."""
     return "\n".join([
         f"rho (TwoNN): all units {_f(m['rho_all_twonn'], '+.2f')}, within towers {_f(m['rho_within_twonn'], '+.2f')}, "
@@ -509,4 +581,7 @@ def summary(m: Mapping) -> str:
         f"the prior minus no prior {_f(m['id_prior_vs_none'])}; minus its best control ({m['best_control']}) "
         f"{_f(m['id_prior_vs_best_control'])}; the tower split alone minus no prior {_f(m['tower_split_vs_none'])}",
         f"ID allocation minus uniform {_f(m['id_allocation_vs_uniform'])} (magnitude "
-        f"{_f(m['id_allocation_vs_uniform_magnitude'])}, Wanda {_f(m['id_allocation_vs_uniform_wanda'])})"])
+        f"{_f(m['id_allocation_vs_uniform_magnitude'])}, Wanda {_f(m['id_allocation_vs_uniform_wanda'])})",
+        f"a {m['long_factor']}x longer schedule minus today's: magnitude {_f(m['long_vs_today_magnitude'])}, "
+        f"PLATON {_f(m['long_vs_today_platon'])}; PLATON minus magnitude {_f(m['platon_vs_magnitude_today'])} today, "
+        f"{_f(m['platon_vs_magnitude_long'])} longer; the prior minus no prior, longer {_f(m['id_prior_vs_none_long'])}"])

@@ -82,9 +82,10 @@ def schedule(todo: list[Path], builds: list[int]) -> list[tuple[Path, int | None
 
 
 def run(profile: str, builds: int | list[int], only: str | None = None, results: str | None = None,
-        smoke: bool = False, extra_parameters: dict | None = None, resume: bool = False) -> int:
+        smoke: bool = False, extra_parameters: dict | None = None, resume: bool = False, quick: bool = False) -> int:
     """Run the notebooks on each model build of ``builds`` (seeds; the first writes into the results
-    folder itself, the others into ``builds/seed<N>/`` below it), then notebook 07 over all of them."""
+    folder itself, the others into ``builds/seed<N>/`` below it), then notebook 07 over all of them.
+    ``quick``: every notebook gets ``quick=True`` (each Params' QUICK leaves out the first build's extras)."""
     import papermill as pm
 
     if profile not in PROFILES:
@@ -108,6 +109,8 @@ def run(profile: str, builds: int | list[int], only: str | None = None, results:
         root = out_root if build is None else build_results_dir(out_root, builds, build)
         params = dict(profile=profile, seed=builds[0] if build is None else build, smoke=smoke,
                       **(extra_parameters or {}))
+        if quick:
+            params["quick"] = True
         if build is None:
             params["builds"] = ",".join(str(b) for b in builds)
         elif build != builds[0]:
@@ -168,6 +171,8 @@ def main(argv=None) -> int:
     ap.add_argument("--results", default=None,
                     help="results folder (default: results/; smoke runs results/smoke/, the paper profile results/paper/)")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, for a quick end-to-end check")
+    ap.add_argument("--quick", action="store_true",
+                    help="a quick run: each notebook leaves out what a full run adds beyond today's sizes (its QUICK)")
     ap.add_argument("--resume", action="store_true",
                     help="skip the notebooks already complete for this commit and these parameters; run the rest")
     ap.add_argument("--device", default=None,
@@ -181,7 +186,7 @@ def main(argv=None) -> int:
     except ValueError as exc:
         raise SystemExit(str(exc)) from None
     return run(args.profile, builds, args.only, args.results, args.smoke, extra_parameters=extra,
-               resume=args.resume)
+               resume=args.resume, quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,9 @@ class NotebookParams:
     is true) sizes the runs on the further builds of a run over several model builds
     (:mod:`vlmid.harness.pipeline`): what the notebook's claims read, at the precision their verdicts
     across builds need, never a change of what is measured (a 40 % checkpoint is the same whether the
-    schedule then goes on to 80 % or stops), so every build estimates the same quantities.
+    schedule then goes on to 80 % or stops), so every build estimates the same quantities. ``QUICK``
+    (the same form, applied when ``quick`` is true: ``run_all.sh --quick``, one build) leaves out what a
+    full run adds on its first build beyond today's sizes and no claim reads.
     """
     profile: str = "tiny"      # "tiny": offline, models trained here | "paper": real checkpoints and datasets
     seed: int = 0
@@ -47,10 +49,12 @@ class NotebookParams:
     results_dir: str | None = None
     device: str = "auto"       # "auto": CUDA when available, else CPU | "cpu" | "cuda" | "cuda:N"
     replicate: bool = False    # a further model build of a run over several: only what the verdicts read (REPLICATE)
+    quick: bool = False        # a one-build run (run_all.sh --quick): without the first build's extras (QUICK)
 
     PROFILE_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {}
     SMOKE: ClassVar[dict[str, Any]] = {}
     REPLICATE: ClassVar[dict[str, Any]] = {}
+    QUICK: ClassVar[dict[str, Any]] = {}
     PAPER_SMOKE: ClassVar[dict[str, Any]] = {}
     PAPER_INPUTS: ClassVar[tuple[str, ...]] = ()   # what a paper run reads (keys of vlmid.harness.paper_inputs.INPUTS)
 
@@ -62,8 +66,8 @@ class NotebookParams:
             if getattr(self, name) is None:
                 setattr(self, name, value)
         self.check()  # what the user asked for is checked before the smoke sizes replace it
-        if self.replicate:
-            for name, value in self.REPLICATE.items():
+        for flag, sizes in ((self.replicate, self.REPLICATE), (self.quick, self.QUICK)):
+            for name, value in (sizes.items() if flag else ()):
                 setattr(self, name, value(getattr(self, name)) if callable(value) else value)
         if self.smoke:
             smoke = {**self.SMOKE, **(self.PAPER_SMOKE if self.profile == "paper" else {})}

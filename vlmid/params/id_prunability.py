@@ -31,6 +31,7 @@ class IdPrunabilityParams(NotebookParams):
     batch_size: int | None = None   # (None: tiny 24, paper 16)
     lr: float | None = None   # AdamW learning rate (None: tiny 3e-5, paper 1e-5), as notebook 02
     allocation_spread: float = 0.2  # ID allocation: unit sparsities within target +- spread * min(target, 1 - target)
+    long_factor: int = 10     # no prior, the prior and PLATON again on a schedule this many times longer (0: not run)
     threads: int | None = None  # torch threads (None: every core)
     workers: int | None = None  # pruning runs at once, one CPU core each (None: every core on the CPU, 1 on a GPU)
 
@@ -38,12 +39,19 @@ class IdPrunabilityParams(NotebookParams):
         "tiny": dict(n_val=300, n_test=500, total_steps=80, hold_steps=6, batch_size=24, lr=3e-5),
         "paper": dict(n_val=500, n_test=5000, total_steps=2000, hold_steps=100, batch_size=16, lr=1e-5),
     }
-    # a further build: the estimators' check on known dimensions says nothing about the build
-    REPLICATE: ClassVar[dict] = dict(validate_estimators=False)
+    # a further build: the estimators' check on known dimensions says nothing about the build; every run and
+    # seed is kept (the controls are chosen on the first build, the comparisons read all of them) on half
+    # the test scenes and two thirds of the validation scenes: across builds, the spread between builds sets
+    # the interval of each comparison, and the scenes of one build add little to it. The longer schedule runs
+    # on the first build only (it costs as much as every other run of the notebook together)
+    REPLICATE: ClassVar[dict] = dict(validate_estimators=False, n_test=lambda n: max(2, n // 2),
+                                     n_val=lambda n: max(2, 2 * n // 3), n_resamples=lambda n: max(10, n // 2),
+                                     long_factor=0)
+    QUICK: ClassVar[dict] = dict(long_factor=0)   # run_all.sh --quick: today's schedule only (no claim reads the longer one)
     SMOKE: ClassVar[dict] = dict(n_points=60, feature_batch=30, n_validation_points=200, n_validation_draws=2, n_val=8,
                                  unit_sparsities=lambda _: [0.5, 0.9], n_resamples=20,
                                  control_sparsities=lambda _: [0.4, 0.8], n_seeds=1, n_test=8, total_steps=6,
-                                 hold_steps=1, delta_t=2, initial_warmup=1, batch_size=4)
+                                 hold_steps=1, delta_t=2, initial_warmup=1, batch_size=4, long_factor=2)
     PAPER_SMOKE: ClassVar[dict] = dict(n_points=8, feature_batch=4, n_val=4, n_test=4, total_steps=4, hold_steps=0,
                                        batch_size=2)
 
@@ -62,6 +70,9 @@ class IdPrunabilityParams(NotebookParams):
             raise ValueError(f"initial_warmup={self.initial_warmup} must be smaller than total_steps={self.total_steps}")
         check_fraction("lr", self.lr, 0.0, 1.0, include_low=False)
         check_fraction("allocation_spread", self.allocation_spread, 0.0, 1.0)
+        check_whole("long_factor", self.long_factor, 0)
+        if self.long_factor == 1:
+            raise ValueError("long_factor=1 is today's schedule again: use 0 (no longer schedule) or 2 and more")
         for name in ("threads", "workers"):
             if getattr(self, name) is not None:
                 check_whole(name, getattr(self, name), 1)
