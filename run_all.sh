@@ -169,12 +169,17 @@ else
   echo ">>> set-up already done ($VENV); skipping installs"
 fi
 
+# Debian packages, as root only: quiet, refreshing the package lists only when the first try fails.
+can_apt() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; }
+apt_install() {
+  echo ">>> installing Debian's $*"
+  apt-get install -y -qq "$@" >/dev/null 2>&1 || { apt-get update -qq >/dev/null && apt-get install -y -qq "$@" >/dev/null; }
+}
+
 FMNIST="${VLMID_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}"
 if [ ! -e "$FMNIST/t10k-images-idx3-ubyte.gz" ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo ">>> installing Debian's dataset-fashion-mnist"
-    apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || \
-      { apt-get update -qq >/dev/null && apt-get install -y -qq dataset-fashion-mnist >/dev/null; }
+  if can_apt; then
+    apt_install dataset-fashion-mnist
   else
     echo ">>> Fashion-MNIST not found in $FMNIST: install Debian's dataset-fashion-mnist (as root)," >&2
     echo "    or point VLMID_FASHION_MNIST at a folder with the four *-idx*-ubyte.gz files." >&2
@@ -188,10 +193,8 @@ debs=()
 [ -x /usr/bin/chromedriver ] || debs+=(chromium-driver)
 [ -e /usr/share/javascript/mathjax/MathJax.js ] || debs+=(libjs-mathjax)
 if [ ${#debs[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo ">>> installing Debian's ${debs[*]}"
-    apt-get install -y -qq "${debs[@]}" >/dev/null 2>&1 || \
-      { apt-get update -qq >/dev/null && apt-get install -y -qq "${debs[@]}" >/dev/null; }
+  if can_apt; then
+    apt_install "${debs[@]}"
   else
     echo ">>> Debian's ${debs[*]} not installed: install them (as root) for the book's browser test" >&2
     echo "    (skipped without chromium and chromium-driver) and its formulas (TeX source without libjs-mathjax)." >&2

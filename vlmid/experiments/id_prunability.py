@@ -427,8 +427,8 @@ def headline(rhos, linear_table, validation, comparisons, results, *, dense_val:
                                                    if part is not None and len(part) else None)
     c = comparisons.set_index(["comparison", "sparsity"])
 
-    def effect(name, at="mean"):
-        row = c.loc[(name, at)]
+    def effect(name, at="mean", table=c):
+        row = table.loc[(name, at)]
         return row.gain, row.ci_low, row.ci_high
 
     out.update(zip(ci_keys("id_prior_vs_none"), effect("ID prior vs no prior")))
@@ -447,8 +447,7 @@ def headline(rhos, linear_table, validation, comparisons, results, *, dense_val:
     out.update(zip(ci_keys("id_allocation_vs_uniform"), effect("ID allocation vs uniform, mean of both")))
     sched = schedules.set_index(["comparison", "sparsity"]) if schedules is not None else None
     for name, key in SCHEDULE_KEYS.items():
-        row = sched.loc[(name, "mean")] if sched is not None else None
-        out.update(zip(ci_keys(key), (row.gain, row.ci_low, row.ci_high) if row is not None else (None,) * 3))
+        out.update(zip(ci_keys(key), effect(name, table=sched) if sched is not None else (None,) * 3))
     out["long_factor"] = int(long_factor) if schedules is not None else 0
     means = results.groupby(["method", "sparsity"]).CIDEr.mean()
     out["cider_by_run"] = json.dumps({m: {_at(sp): float(v) for (mm, sp), v in means.items() if mm == m}

@@ -193,6 +193,11 @@ def front_page(readme: str, notebook_pages: list[str], commit: str) -> str:
     ])) + "\n"
 
 
+def _source(cell: dict) -> str:
+    """A notebook cell's source as one string (nbformat's JSON may hold it as a list of lines)."""
+    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -217,7 +222,7 @@ def notebook_with_figures(nb: dict, figures_dir: Path) -> tuple[dict, list[str]]
 
     placed: set[str] = set()
     for cell in nb["cells"]:
-        src = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        src = _source(cell)
         if cell["cell_type"] != "code" or ".figure(" not in src:
             continue
         names = [n for n in dict.fromkeys(re.findall(r"[\"']([^\"'\s]+\.png)[\"']", src)) if n in pngs and n not in placed]
@@ -261,8 +266,7 @@ def stage(src: Path, root: Path = REPO_ROOT) -> dict[str, int]:
         repo_path = f"notebooks/{path.name}"
         for cell in nb["cells"]:
             if cell["cell_type"] == "markdown":
-                text = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-                cell["source"], linked = rewrite(text, repo_path, pages[repo_path], pages, sections, root)
+                cell["source"], linked = rewrite(_source(cell), repo_path, pages[repo_path], pages, sections, root)
                 files.update(linked)
         out = src / pages[repo_path]
         out.parent.mkdir(parents=True, exist_ok=True)

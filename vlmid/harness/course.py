@@ -42,6 +42,8 @@ CELL_TIMEOUT = 7200    # seconds per cell when nbgrader runs a notebook (full si
 EXERCISE_RE = re.compile(r"# Exercise (\d+\.\d+):")   # the first line of an exercise cell
 CHECK_RE = re.compile(r"# Check (\d+\.\d+)$")         # the first line of its check cell
 
+COMMANDS = {"autograde": "autograde", "feedback": "generate_feedback"}   # our subcommand -> nbgrader's
+
 CONFIG = '''\
 # The vlmid notebooks as an nbgrader course, written by: python -m vlmid.harness.course setup
 import os
@@ -157,7 +159,7 @@ def setup(course_dir, numbers=None, smoke: bool = False, parameters: dict | None
     assignments = []
     for path in notebooks(numbers):
         nb = nbformat.read(path, as_version=4)
-        if any(cell.metadata.get("nbgrader") != meta for cell, meta in zip(nb.cells, nbgrader_metadata(nb))):
+        if mark(nb):   # the metadata it would set differs from the notebook's
             raise SystemExit(f"{path.name} lacks its nbgrader metadata: run python -m vlmid.harness.course mark")
         if inject:   # papermill's own cell, tagged injected-parameters, after the parameters cell
             from papermill.iorw import load_notebook_node
@@ -181,12 +183,12 @@ def main(argv=None) -> int:
     p.add_argument("numbers", nargs="*", help="notebook numbers, e.g. 01 02 (default: all)")
     p.add_argument("--smoke", action="store_true", help="smoke sizes: each notebook runs in about a minute")
     p.add_argument("--course-id", default="vlmid")
-    for name, command in (("autograde", "autograde"), ("feedback", "generate_feedback")):
+    for name, command in COMMANDS.items():
         p = sub.add_parser(name, help=f"nbgrader {command} of one notebook (further options go to nbgrader)")
         p.add_argument("course_dir")
         p.add_argument("number", help="the notebook's number, e.g. 01")
     args, extra = ap.parse_known_args(argv)
-    if extra and args.command not in ("autograde", "feedback"):
+    if extra and args.command not in COMMANDS:
         ap.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "mark":
         for path in notebooks(args.numbers):
@@ -200,8 +202,7 @@ def main(argv=None) -> int:
             for name in setup(args.course_dir, args.numbers, smoke=args.smoke, course_id=args.course_id):
                 print(Path(args.course_dir) / "release" / name)
         else:
-            command = "autograde" if args.command == "autograde" else "generate_feedback"
-            nbgrader(args.course_dir, command, notebooks([args.number])[0].stem, *extra)
+            nbgrader(args.course_dir, COMMANDS[args.command], notebooks([args.number])[0].stem, *extra)
     except subprocess.CalledProcessError as exc:   # nbgrader has said why
         return exc.returncode
     return 0

@@ -66,14 +66,18 @@ class NotebookParams:
             if getattr(self, name) is None:
                 setattr(self, name, value)
         self.check()  # what the user asked for is checked before the smoke sizes replace it
-        for flag, sizes in ((self.replicate, self.REPLICATE), (self.quick, self.QUICK)):
-            for name, value in (sizes.items() if flag else ()):
-                setattr(self, name, value(getattr(self, name)) if callable(value) else value)
+        if self.replicate:
+            self._resize(self.REPLICATE)
+        if self.quick:
+            self._resize(self.QUICK)
         if self.smoke:
-            smoke = {**self.SMOKE, **(self.PAPER_SMOKE if self.profile == "paper" else {})}
-            for name, value in smoke.items():
-                setattr(self, name, value(getattr(self, name)) if callable(value) else value)
+            self._resize({**self.SMOKE, **(self.PAPER_SMOKE if self.profile == "paper" else {})})
         self.finish()
+
+    def _resize(self, sizes: Mapping[str, Any]) -> None:
+        """Set each field of ``sizes`` to its value, or to its function of the current value."""
+        for name, value in sizes.items():
+            setattr(self, name, value(getattr(self, name)) if callable(value) else value)
 
     def check(self) -> None:
         """Range checks with errors that say what to do (subclasses)."""
