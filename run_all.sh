@@ -33,8 +33,8 @@ results/manifest.json. Stops at the first failing notebook.
   --builds N,M,...      the model builds to run on, by seed (default, tiny profile: every shipped build,
                         checkpoints/tiny-seed<N>/; otherwise 0)
   --quick               the first shipped build only: every notebook once, its verdicts decided on one
-                        model, without what a full run adds on its first build beyond today's sizes
-                        (notebook 06's ten times longer schedule; each notebook gets quick=True)
+                        model, at smaller sizes (each notebook gets quick=True: mostly the further
+                        builds' sizes, without notebook 06's ten times longer schedule; what CI runs)
   --seed N              one build: the same as --builds N (the seed every notebook gets)
   --only NN             run one notebook by its number, e.g. --only 01
   --smoke               tiny sizes, well under a minute per notebook (what the tests use)

@@ -36,6 +36,9 @@ def test_profile_defaults_smoke_and_replicate():
     R = IdPrunabilityParams(device="cpu", replicate=True)
     assert R.validate_estimators is False and (R.n_test, R.n_val, R.n_resamples) == (250, 200, 500)
     assert (R.n_seeds, R.control_sparsities, R.unit_sparsities) == (P.n_seeds, P.control_sparsities, P.unit_sparsities)
+    Q = IdPrunabilityParams(device="cpu", quick=True)   # run_all.sh --quick: a further build's sizes, two seeds
+    assert (Q.n_test, Q.n_val, Q.n_resamples, Q.validate_estimators, Q.long_factor, Q.n_seeds) == (250, 200, 500, False, 0, 2)
+    assert P.long_factor == 10
     s = IdPrunabilityParams(device="cpu", smoke=True)
     assert s.n_val == 8 and s.control_sparsities == [0.4, 0.8] and s.n_seeds == 1
     assert IdPrunabilityParams(device="cpu", control_sparsities=[0.8, 0.4]).control_sparsities == [0.4, 0.8]

@@ -66,6 +66,10 @@ def test_a_replicate_build_evaluates_40_percent_on_the_same_schedule():
     assert pruning_plan(further, 9).work[0].count < 0.5 * pruning_plan(first, 9).work[0].count
     with pytest.raises(ValueError, match="final_sparsity"):
         PruningParams(final_sparsity=0.6)   # below the largest checkpoint, 0.8
+    quick = PruningParams(quick=True)   # run_all.sh --quick: 40 % and the end of the same schedule, half the scenes
+    assert (quick.sparsities, quick.final_sparsity, quick.n_test) == ([0.4, 0.8], 0.8, 500)
+    assert schedule(quick) == schedule(first)
+    assert PruningParams(quick=True, sparsities=[0.4, 0.6]).sparsities == [0.4, 0.6]
 
 
 def test_build_params_smoke_sizes():

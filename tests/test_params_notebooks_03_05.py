@@ -100,6 +100,8 @@ def test_a_replicate_build_keeps_every_variant_of_notebook_03():
     assert (further.keeps, further.search_keeps, further.loo_keeps) == (first.keeps, first.search_keeps, first.loo_keeps)
     assert (first.n_eval, further.n_eval) == (2000, 1000) and further.n_hard == first.n_hard == 800
     assert (further.repeats, further.scales, further.lowrank_ranks) == (3, [1.0], [8, 48])
+    quick = TokenPruningParams(quick=True)   # run_all.sh --quick: the sizes of a further build
+    assert (quick.n_eval, quick.repeats, quick.scales, quick.lowrank_ranks) == (1000, 3, [1.0], [8, 48])
 
 
 def test_n_calib_is_capped_by_n_train():

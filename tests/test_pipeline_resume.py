@@ -9,7 +9,9 @@ import time
 from pathlib import Path
 
 import nbformat
+import pytest
 
+from vlmid.harness.pipeline import WIDGET, drop_widgets
 from vlmid.paths import REPO_ROOT
 
 
@@ -117,3 +119,37 @@ def test_a_run_over_several_builds_writes_each_build_apart_and_pools_them_last(t
     out, _ = again.communicate(timeout=300)
     assert again.returncode == 0, out
     assert out.count("skipped (--resume)") == 3   # this 07 writes no results folder of its own, so it runs again
+
+
+def test_an_executed_copy_keeps_what_cells_print_and_no_progress_bar_widget(tmp_path):
+    """tqdm.auto draws a widget when ipywidgets is installed (nbgrader brings it); a headless run saves
+    no widget state, so the executed copy drops those outputs and keeps the printed ones."""
+    pytest.importorskip("ipywidgets")
+    nbdir, results = tmp_path / "notebooks", tmp_path / "results"
+    nbdir.mkdir()
+    _notebook(nbdir / "00_bars.ipynb", "from tqdm.auto import tqdm\n"
+              "total = sum(tqdm(range(5), desc='counting'))\nprint('total', total)\n")
+    run = _pipeline(nbdir, results)
+    out, _ = run.communicate(timeout=300)
+    assert run.returncode == 0, out
+    nb = json.loads((results / "executed" / "00_bars.ipynb").read_text())
+    outputs = nb["cells"][-1]["outputs"]
+    assert ["".join(o["text"]) for o in outputs if o["output_type"] == "stream"] == ["total 10\n"]
+    assert not any(WIDGET in o.get("data", {}) for c in nb["cells"] for o in c.get("outputs", []))
+    assert "widgets" not in nb["metadata"]
+
+
+def test_drop_widgets_removes_only_widget_outputs(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("x")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={WIDGET: {"model_id": "a"}, "text/plain": "0%|"}),
+                    nbformat.v4.new_output("stream", name="stdout", text="kept\n"),
+                    nbformat.v4.new_output("display_data", data={"image/png": "iVBOR"})]
+    nb.cells = [nbformat.v4.new_markdown_cell("text"), cell]
+    nb.metadata["widgets"] = {WIDGET.replace("view", "state"): {}}
+    path = tmp_path / "x.ipynb"
+    nbformat.write(nb, path)
+    assert drop_widgets(path) == 1
+    back = json.loads(path.read_text())
+    assert [o["output_type"] for o in back["cells"][1]["outputs"]] == ["stream", "display_data"]
+    assert "widgets" not in back["metadata"] and drop_widgets(path) == 0

@@ -32,6 +32,7 @@ NOTEBOOKS = REPO_ROOT / "notebooks"
 # seconds a cell's output may take to arrive once the cell is done (nbclient's default, 4 s, failed a smoke
 # run on two cores shared with a model build: the kernel was alive, only slow to answer)
 IOPUB_TIMEOUT = 60
+WIDGET = "application/vnd.jupyter.widget-view+json"   # what tqdm.auto draws a progress bar as, under ipywidgets
 
 
 def notebooks(only: str | None = None) -> list[Path]:
@@ -46,6 +47,24 @@ def notebooks(only: str | None = None) -> list[Path]:
         numbers = ", ".join(p.name[:2] for p in found)
         raise SystemExit(f"no notebook numbered {only!r} in notebooks/ (there are: {numbers})")
     return picked
+
+
+def drop_widgets(path: Path) -> int:
+    """Remove the widget outputs (the progress bars tqdm.auto draws when ipywidgets is installed) from
+    an executed notebook, and the widget state; return how many. A headless run saves no widget's
+    state, so JupyterLab would show each as "model not found" and the book would load the widget
+    scripts from the network; the progress of a finished run says nothing anyway."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    dropped = 0
+    for cell in nb["cells"]:
+        kept = [o for o in cell.get("outputs", []) if WIDGET not in o.get("data", {})]
+        dropped += len(cell.get("outputs", [])) - len(kept)
+        if "outputs" in cell:
+            cell["outputs"] = kept
+    if dropped or "widgets" in nb["metadata"]:
+        nb["metadata"].pop("widgets", None)
+        path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return dropped
 
 
 def _failed_cell(exc: Exception) -> str:
@@ -136,6 +155,7 @@ def run(profile: str, builds: int | list[int], only: str | None = None, results:
             pm.execute_notebook(str(nb), str(partial), parameters=params,
                                 cwd=str(nb.parent), kernel_name="python3", progress_bar=True,
                                 log_output=False, iopub_timeout=IOPUB_TIMEOUT)
+            drop_widgets(partial)
             os.replace(partial, executed / nb.name)   # the executed copy, too, replaced only when complete
             failed.unlink(missing_ok=True)
         except Exception as exc:  # papermill re-raises the cell's error; report and stop

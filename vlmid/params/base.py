@@ -40,8 +40,9 @@ class NotebookParams:
     (:mod:`vlmid.harness.pipeline`): what the notebook's claims read, at the precision their verdicts
     across builds need, never a change of what is measured (a 40 % checkpoint is the same whether the
     schedule then goes on to 80 % or stops), so every build estimates the same quantities. ``QUICK``
-    (the same form, applied when ``quick`` is true: ``run_all.sh --quick``, one build) leaves out what a
-    full run adds on its first build beyond today's sizes and no claim reads.
+    (the same form, applied when ``quick`` is true: ``run_all.sh --quick``, one build, what CI runs) sizes
+    a quick run: mostly the further builds' sizes, on the first build, with every section and figure
+    kept; its verdicts rest on one build at those sizes, and the full run's replace them.
     """
     profile: str = "tiny"      # "tiny": offline, models trained here | "paper": real checkpoints and datasets
     seed: int = 0
@@ -49,7 +50,7 @@ class NotebookParams:
     results_dir: str | None = None
     device: str = "auto"       # "auto": CUDA when available, else CPU | "cpu" | "cuda" | "cuda:N"
     replicate: bool = False    # a further model build of a run over several: only what the verdicts read (REPLICATE)
-    quick: bool = False        # a one-build run (run_all.sh --quick): without the first build's extras (QUICK)
+    quick: bool = False        # a one-build quick run (run_all.sh --quick, what CI runs): smaller sizes (QUICK)
 
     PROFILE_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {}
     SMOKE: ClassVar[dict[str, Any]] = {}

@@ -47,7 +47,8 @@ class IdPrunabilityParams(NotebookParams):
     REPLICATE: ClassVar[dict] = dict(validate_estimators=False, n_test=lambda n: max(2, n // 2),
                                      n_val=lambda n: max(2, 2 * n // 3), n_resamples=lambda n: max(10, n // 2),
                                      long_factor=0)
-    QUICK: ClassVar[dict] = dict(long_factor=0)   # run_all.sh --quick: today's schedule only (no claim reads the longer one)
+    # a quick run (one build): the further builds' sizes, and two fine-tuning seeds of each run instead of three
+    QUICK: ClassVar[dict] = {**REPLICATE, "n_seeds": 2}
     SMOKE: ClassVar[dict] = dict(n_points=60, feature_batch=30, n_validation_points=200, n_validation_draws=2, n_val=8,
                                  unit_sparsities=lambda _: [0.5, 0.9], n_resamples=20,
                                  control_sparsities=lambda _: [0.4, 0.8], n_seeds=1, n_test=8, total_steps=6,

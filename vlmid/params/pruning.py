@@ -49,6 +49,9 @@ class PruningParams(NotebookParams):
     # of about 0.03, against a scene error of 0.014 at 1000 scenes and 0.02 at 500: the interval over five
     # builds widens by about 9 %)
     REPLICATE: ClassVar[dict] = dict(sparsities=[0.4], n_test=lambda n: max(2, n // 2))
+    # a quick run (one build): half the test scenes, and of the checkpoints 40 % and the schedule's end,
+    # so the curves still span the range (the checkpoints' captions are most of the notebook's time)
+    QUICK: ClassVar[dict] = dict(sparsities=lambda s: sorted({0.4, max(s)}), n_test=lambda n: max(2, n // 2))
     # a few steps and images: checks that every cell runs, the numbers mean nothing
     SMOKE: ClassVar[dict] = dict(n_test=10, n_val=6, total_steps=6, hold_steps=1, delta_t=2, initial_warmup=1,
                                  batch_size=4, sparsities=lambda _: [0.4, 0.8], n_seeds_at_40=1)

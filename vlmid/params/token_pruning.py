@@ -56,6 +56,7 @@ class TokenPruningParams(NotebookParams):
         "scales": lambda s: s[:1],
         "lowrank_ranks": lambda rs: rs[1::3] or rs[:1],
     }
+    QUICK: ClassVar[dict[str, Any]] = REPLICATE   # a quick run (one build): the further builds' sizes
     PAPER_SMOKE: ClassVar[dict[str, Any]] = {"n_eval": 20, "batch_size": 4, "repeats": 1, "scaling_batch": 2}
 
     def check(self) -> None:
