@@ -54,16 +54,18 @@ def drop_widgets(path: Path) -> int:
     an executed notebook, and the widget state; return how many. A headless run saves no widget's
     state, so JupyterLab would show each as "model not found" and the book would load the widget
     scripts from the network; the progress of a finished run says nothing anyway."""
-    nb = json.loads(path.read_text(encoding="utf-8"))
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
     dropped = 0
-    for cell in nb["cells"]:
-        kept = [o for o in cell.get("outputs", []) if WIDGET not in o.get("data", {})]
-        dropped += len(cell.get("outputs", [])) - len(kept)
-        if "outputs" in cell:
-            cell["outputs"] = kept
-    if dropped or "widgets" in nb["metadata"]:
-        nb["metadata"].pop("widgets", None)
-        path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            kept = [o for o in cell.outputs if WIDGET not in o.get("data", {})]
+            dropped += len(cell.outputs) - len(kept)
+            cell.outputs = kept
+    if dropped or "widgets" in nb.metadata:
+        nb.metadata.pop("widgets", None)
+        nbformat.write(nb, path)   # as papermill wrote it
     return dropped
 
 
