@@ -153,3 +153,30 @@ def test_drop_widgets_removes_only_widget_outputs(tmp_path):
     back = json.loads(path.read_text())
     assert [o["output_type"] for o in back["cells"][1]["outputs"]] == ["stream", "display_data"]
     assert "widgets" not in back["metadata"] and drop_widgets(path) == 0
+
+
+def test_same_code_ignores_results_docs_and_tests_only(tmp_path):
+    """Resume keys on the code: a commit that changes only results, docs, tests or Markdown keeps
+    what ran before it resumable; one that changes a module or a notebook does not."""
+    from vlmid.harness.results import same_code
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True, text=True).stdout.strip()
+
+    def commit(files: dict[str, str]) -> str:
+        for name, text in files.items():
+            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / name).write_text(text)
+        git("add", "-A")
+        git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
+        return git("rev-parse", "HEAD")
+
+    git("init", "-q")
+    first = commit({"vlmid/a.py": "x = 1\n", "notebooks/01.ipynb": "{}", "README.md": "r"})
+    paperwork = commit({"results/01/metrics.json": "{}", "docs/m.md": "d", "tests/t.py": "", "README.md": "r2"})
+    code = commit({"vlmid/a.py": "x = 2\n"})
+    notebook = commit({"vlmid/a.py": "x = 1\n", "notebooks/01.ipynb": "{ }"})
+    assert same_code(first, first, tmp_path) and same_code(first, paperwork, tmp_path)
+    assert not same_code(first, code, tmp_path) and not same_code(paperwork, notebook, tmp_path)
+    assert not same_code(first, first + "-dirty", tmp_path) and not same_code(first, "unknown", tmp_path)
+    assert not same_code(first, None, tmp_path) and not same_code(first, "0" * 40, tmp_path)

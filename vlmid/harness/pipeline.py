@@ -10,7 +10,8 @@ call it directly from an activated environment too::
 A notebook's results folder is replaced only when the notebook completes (:class:`vlmid.harness.results.ResultWriter`
 stages it), and its executed copy likewise: a run killed or failing halfway leaves every folder and
 executed notebook either complete and new or exactly as before. ``--resume`` skips the notebooks
-that already completed for the same commit, profile, seed, smoke mode and parameters, and runs the
+that already completed for the same code (the same commit, or one that changed only results, docs or
+tests), profile, seed, smoke mode and parameters, and runs the
 rest from the first one that did not (later notebooks read what earlier ones wrote, so everything
 after it runs again). A failed notebook's executed copy, with its traceback, is kept beside the
 others as ``<stem>.failed.ipynb``.
@@ -26,7 +27,7 @@ import time
 from pathlib import Path
 
 from ..paths import ACROSS_BUILDS, FIRST_BUILD_ONLY, PROFILES, REPO_ROOT, build_results_dir, parse_builds, run_results_dir
-from .results import git_commit, is_complete, package_versions, write_json
+from .results import git_commit, is_complete, package_versions, same_code, write_json
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
 # seconds a cell's output may take to arrive once the cell is done (nbclient's default, 4 s, failed a smoke
@@ -80,15 +81,24 @@ def _failed_cell(exc: Exception) -> str:
 
 def completed(entry: dict | None, root: Path, nb: Path, commit: str, params: dict,
               out_root: Path | None = None) -> bool:
-    """Whether ``nb`` already completed in ``root`` (a build's results folder) for this commit and these
-    parameters (its manifest entry says so and its results folder holds a complete run of the same
-    commit); the entry's executed copy is relative to ``out_root`` (default ``root``)."""
+    """Whether ``nb`` already completed in ``root`` (a build's results folder) for this code and these
+    parameters: its manifest entry says so and its results folder holds a complete run, both of a
+    commit with the same code as ``commit`` (one that differs only in results, documentation or tests:
+    :func:`~vlmid.harness.results.same_code`, so that committing part of a long run keeps it resumable).
+    ``results_dir`` is left out of the comparison (the entry's place in the manifest fixes the folder;
+    the absolute path differs between clones). The entry's executed copy is relative to ``out_root``
+    (default ``root``)."""
     out_root = root if out_root is None else out_root
-    if not entry or entry.get("exit_status") != "ok" or entry.get("commit") != commit \
-            or entry.get("parameters") != params or not (out_root / entry.get("executed", "-")).exists():
+    if not entry or entry.get("exit_status") != "ok" or not same_code(entry.get("commit"), commit) \
+            or _portable(entry.get("parameters")) != _portable(params) \
+            or not (out_root / entry.get("executed", "-")).exists():
         return False
     prov = is_complete(root / nb.stem)
-    return prov is not None and prov.get("commit") == commit
+    return prov is not None and same_code(prov.get("commit"), commit)
+
+
+def _portable(params: dict | None) -> dict | None:
+    return None if params is None else {k: v for k, v in params.items() if k != "results_dir"}
 
 
 
@@ -122,6 +132,8 @@ def run(profile: str, builds: int | list[int], only: str | None = None, results:
         except ValueError:
             manifest = {}
     manifest.setdefault("notebooks", {})
+    stems = {p.stem for p in notebooks()}   # an entry of a notebook renamed or removed since describes nothing here
+    manifest["notebooks"] = {k: v for k, v in manifest["notebooks"].items() if Path(k).name in stems}
     manifest.update(commit=git_commit(), versions=package_versions(), builds=builds)
 
     steps = schedule(todo, builds)

@@ -110,6 +110,27 @@ def git_commit() -> str:
         return "unknown"
 
 
+# what no notebook reads: a commit that changes only these leaves every result as it was
+NOT_CODE = ("results", "docs", "tests", ".ci", "*.md")
+
+
+def same_code(a: str | None, b: str | None, cwd: Path | None = None) -> bool:
+    """Whether commits ``a`` and ``b`` hold the same code: the same commit, or two that differ only in
+    :data:`NOT_CODE` (the results, the documentation and the tests). A dirty or unknown commit is
+    the same code as nothing but itself."""
+    if not a or not b:
+        return False
+    if a == b:
+        return True
+    if a.endswith("-dirty") or b.endswith("-dirty") or "unknown" in (a, b):
+        return False
+    try:
+        return subprocess.run(["git", "diff", "--quiet", a, b, "--", ".", *(f":!{p}" for p in NOT_CODE)],
+                              cwd=cwd or REPO_ROOT, capture_output=True).returncode == 0
+    except OSError:
+        return False
+
+
 def package_versions(names=KEY_PACKAGES) -> dict[str, str]:
     from importlib import metadata
 
