@@ -39,8 +39,9 @@ results/manifest.json. Stops at the first failing notebook.
   --only NN             run one notebook by its number, e.g. --only 01
   --smoke               tiny sizes, well under a minute per notebook (what the tests use)
   --results DIR         write results somewhere else than results/
-  --resume              continue an interrupted run: skip the notebooks already complete for this commit,
-                        profile, seed and parameters, and run the rest from the first one that is not.
+  --resume              continue an interrupted run: skip the notebooks already complete for this code (this
+                        commit, or an earlier one that differs only in results, docs or tests), profile,
+                        seed and parameters, and run the rest from the first one that is not.
                         (A notebook's results folder and executed copy are replaced only when it
                         completes, so a killed run leaves each of them complete and new or as before.)
   --rebuild-models      train both tiny models from nothing for --seed (it prints how long the shipped build took on 2 cores

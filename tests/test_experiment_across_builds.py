@@ -167,3 +167,21 @@ def test_what_a_headline_selects_is_chosen_on_the_first_build_when_pooled():
     table = exp.verdict_table({"02": [first, second]}, [0, 1])
     row = table[table.claim.str.startswith("At 40 % sparsity")].iloc[0]
     assert row.builds_agreeing == "2/2"
+
+
+def test_failed_runs_are_counted_over_the_builds_not_averaged_away():
+    """Two builds of five each lost a training seed: pooled, the counts are summed and the failures named
+    by build. Averaged, they read "2.6 of 3 seeds" and the most common word, "none", hid both."""
+    from vlmid.experiments import flickr8k
+
+    failed = {0: "seed 0", 1: "seed 1"}
+    builds = [{"seed": b, "n_seeds_default": 3, "n_failed_seeds": int(b in failed), "failed_seeds": failed.get(b, "none"),
+               "n_seeds_compared": 3 - int(b in failed), "n_test_images": 400 if b == 0 else 200} for b in range(5)]
+    keys = ("n_seeds_default", "n_failed_seeds", "failed_seeds", "n_seeds_compared", "n_test_images")
+    pooled = exp.pool(builds, keys, tallied=flickr8k.TALLIED)
+    assert (pooled["n_seeds_default"], pooled["n_failed_seeds"], pooled["n_seeds_compared"]) == (15, 2, 13)
+    assert pooled["failed_seeds"] == "build 0: seed 0; build 1: seed 1"
+    assert pooled["n_test_images"] == 240 and isinstance(pooled["n_test_images"], int)   # a size: the mean per build
+    none_failed = exp.pool([{**m, "failed_seeds": "none"} for m in builds], keys, tallied=flickr8k.TALLIED)
+    assert none_failed["failed_seeds"] == "none"
+    assert exp.pool(builds, keys)["failed_seeds"] == "none"   # what pooling without the tally said

@@ -274,3 +274,41 @@ def test_committed_readme_table_matches_results():
     inside = text.split(README_START, 1)[1].split(README_END, 1)[0]
     assert inside == report.readme_section(RESULTS), \
         "the README's results table disagrees with results/: run python -m vlmid.harness.report"
+
+
+def _manifest(root, builds, seconds, quick=False, leave_out=()):
+    """A manifest.json of a run over ``builds``: every notebook of the schedule, ``seconds`` each."""
+    from vlmid.harness.pipeline import notebooks, schedule
+    from vlmid.paths import build_results_dir
+
+    runs = {}
+    for nb, b in schedule(notebooks(), builds):
+        name = str((build_results_dir(root, builds, builds[0] if b is None else b) / nb.stem).relative_to(root))
+        if name not in leave_out:
+            runs[name] = {"wall_seconds": seconds, "exit_status": "ok", "profile": "tiny", "commit": "abcdef0123",
+                          "parameters": {"quick": True} if quick else {}}
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "manifest.json").write_text(json.dumps({"builds": builds, "notebooks": runs}))
+    (root / "00_build_models_and_data").mkdir(exist_ok=True)
+    (root / "00_build_models_and_data" / "provenance.json").write_text(
+        json.dumps({"host": {"cpu_count": 2, "cpu_capability": "AVX2", "cuda": None}}))
+    return len(runs)
+
+
+def test_run_time_is_decided_against_the_budget_only_for_a_complete_run(tmp_path, monkeypatch):
+    from vlmid.models import zoo
+    monkeypatch.setattr(zoo, "shipped_seeds", lambda *a, **k: [0, 1])
+    root = tmp_path / "results"
+    n = _manifest(root, [0, 1], 400.0)              # 0-07 on build 0, 01-06 on build 1, 07: 14 runs
+    assert n == 14
+    said = report.run_time_sentence(root)
+    assert "took 93 min" in said and "over the main job's budget of 90 min" in said and "2 cores (AVX2)" in said
+    _manifest(root, [0, 1], 300.0)
+    assert "within the main job's budget of 90 min" in report.run_time_sentence(root)
+    _manifest(root, [0, 1], 300.0, leave_out=("builds/seed1/06_id_and_prunability",))
+    assert "1 of the run's 14 notebook runs are missing" in report.run_time_sentence(root)
+    _manifest(root, [0], 100.0)                     # one build of two shipped: not the main job
+    assert "not the main job" in report.run_time_sentence(root)
+    _manifest(root, [0], 200.0, quick=True)         # 8 notebooks, 27 min
+    assert "over the quick run's budget of 25 min" in report.run_time_sentence(root)
+    assert "Run time:" in render_report(root)

@@ -27,7 +27,7 @@ import math
 from collections import Counter
 from pathlib import Path
 
-from ..paths import FIRST_BUILD_ONLY
+from ..paths import ACROSS_BUILDS, FIRST_BUILD_ONLY
 from ..uncertainty import across_builds
 from ..verdict import Claim, verdict
 
@@ -45,11 +45,11 @@ KEYS: tuple[str, ...] = (
 
 
 def _stems():
-    """The notebooks that run on every build (01-06), by number."""
-    from . import compression, flickr8k, id_prunability, intrinsic_dimension, pruning, token_pruning
+    """The notebooks that run on every build (01-06), by number: every experiment module but the first
+    build's only and the pooling ones (``vlmid.experiments.MODULES``, so a new notebook is pooled too)."""
+    from . import MODULES
 
-    modules = (intrinsic_dimension, pruning, token_pruning, flickr8k, compression, id_prunability)
-    return {m.NUMBER: m for m in modules if m.NUMBER not in FIRST_BUILD_ONLY}
+    return {m.NUMBER: m for m in MODULES if m.NUMBER not in FIRST_BUILD_ONLY + ACROSS_BUILDS}
 
 
 def effect_keys(keys) -> list[str]:
@@ -71,11 +71,24 @@ def _most_common(values):
     return counts[0][0]
 
 
-def pool(per_build: list[dict], keys, repool=None) -> dict:
+def _tally(per_build: list[dict], k: str):
+    """An outcome counted per build, over every build: numbers summed; a word naming what happened (which
+    seeds failed) listed build by build, "none" where no build named any."""
+    values = [m.get(k) for m in per_build]
+    if all(_number(v) for v in values):
+        return int(sum(values)) if all(float(v).is_integer() for v in values) else float(sum(values))
+    named = [f"build {m.get('seed', i)}: {v}" for i, (m, v) in enumerate(zip(per_build, values))
+             if v not in (None, "", "none")]
+    return "; ".join(named) or "none"
+
+
+def pool(per_build: list[dict], keys, repool=None, tallied=()) -> dict:
     """One notebook's headline pooled across builds (``per_build``: its metrics, one dict per build).
 
     Effects: mean, across-build interval, ``_n_builds`` and ``_stability``; other numbers: the mean
-    over the builds that measured them; words and flags: the value most builds found; then ``repool``
+    over the builds that measured them (an integer where that mean is one: sizes print as sizes); outcomes
+    counted per build (``tallied``, an experiment's ``TALLIED``: failed runs, runs kept) summed over the
+    builds, or listed build by build, never averaged away; words and flags: the value most builds found; then ``repool``
     (an experiment's own, where its headline holds words derived from its numbers) recomputes those
     words from the pooled numbers. With one build, that build's own headline (with ``_n_builds`` 1 and
     ``_stability`` 1 for each effect)."""
@@ -94,7 +107,9 @@ def pool(per_build: list[dict], keys, repool=None) -> dict:
             continue
         values = [m.get(k) for m in per_build]
         measured = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
-        if k in effects:
+        if k in tallied:
+            out[k] = _tally(per_build, k)
+        elif k in effects:
             numbers = [float(v) for v in measured if _number(v)]
             if numbers:
                 out.update(across_builds(numbers).as_dict(k))
@@ -103,7 +118,8 @@ def pool(per_build: list[dict], keys, repool=None) -> dict:
                             f"{k}_stability": 0})
         elif measured and all(_number(v) for v in measured):
             mean = sum(float(v) for v in measured) / len(measured)
-            out[k] = int(measured[0]) if all(v == measured[0] for v in measured) and isinstance(measured[0], int) else mean
+            whole = all(isinstance(v, int) for v in measured) and mean.is_integer()
+            out[k] = int(mean) if whole else mean
         else:
             out[k] = _most_common(measured)
     for k in PROVENANCE_KEYS:
@@ -168,7 +184,7 @@ def chosen_on_first_build(per_build: dict[str, list[dict]]) -> dict[str, list[di
 def pool_all(per_build: dict[str, list[dict]]) -> dict[str, dict]:
     """Every notebook's headline pooled across its builds, choices fixed on the first build."""
     stems = _stems()
-    return {n: pool(ms, stems[n].KEYS, getattr(stems[n], "repool", None))
+    return {n: pool(ms, stems[n].KEYS, getattr(stems[n], "repool", None), getattr(stems[n], "TALLIED", ()))
             for n, ms in chosen_on_first_build(per_build).items()}
 
 

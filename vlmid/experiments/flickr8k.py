@@ -41,6 +41,8 @@ KEYS: tuple[str, ...] = (
     'flops_ratio', 'train_time_ratio', 'encode_time_ratio', 'later_epoch_time_ratio', 'first_epoch_over_later',
     'report_setup_lossyness', 'report_setup_baseline_loss', 'report_setup_pruned_loss', *REPORT_FLOPS_KEYS.values(),
     'scorer_only_recall5')
+# outcomes of each build's training runs: summed (or listed) over the builds when pooled, never averaged
+TALLIED = ("n_seeds_default", "n_failed_seeds", "failed_seeds", "n_seeds_compared")
 
 
 def arm(keep_ratio: float) -> str:

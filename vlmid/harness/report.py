@@ -175,6 +175,7 @@ def render_report(results_dir: str | Path | None = None) -> str:
            "and the study's source documents (see `docs/methods.md` and `docs/sources.md`), not our results. A notebook that has not "
            "written its results says *not run yet*.", "",
            f"Summary: {_verdict_counts(root)}.", "", _builds_sentence(root), "",
+           *([line, ""] if (line := run_time_sentence(root)) else []),
            "## Headline", "", headline_table(root)]
     decided, agreeing = decided_metrics(root), builds_agreeing(root)
     for nb in NOTEBOOKS:
@@ -233,6 +234,58 @@ def _builds_sentence(root: Path) -> str:
             "mean of the builds' own estimates with Student's 95 % interval over the builds, and *builds agreeing* "
             f"counts the builds that point the same way alone. {m['n_changed_vs_first_build']} verdicts differ from "
             "the first build's alone (notebook 07).")
+
+
+BUDGET_MINUTES = {"main job": 90, "quick run": 25}   # on 2 cores (docs/methods.md §11)
+
+
+def run_time_sentence(root: Path) -> str:
+    """How long the notebooks behind ``root`` ran together (``manifest.json``'s wall times; set-up and this
+    report not counted), on what CPU, and whether that run is within its budget: the main job's
+    (every notebook on every build of the run) or the quick run's. A run that is not complete decides nothing."""
+    from ..paths import build_results_dir
+    from .pipeline import notebooks, schedule
+
+    try:
+        manifest = json.loads((root / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return ""
+    runs, builds = manifest.get("notebooks", {}), [int(b) for b in manifest.get("builds") or [0]]
+    if not runs:
+        return ""
+    steps = [str((build_results_dir(root, builds, b if b is not None else builds[0]) / nb.stem).relative_to(root))
+             for nb, b in schedule(notebooks(), builds)]
+    done = [runs[k] for k in steps if k in runs and runs[k].get("exit_status") == "ok"]
+    minutes = sum(r["wall_seconds"] for r in done) / 60
+    quick = any(r.get("parameters", {}).get("quick") for r in done)
+    host = {}
+    for k in steps:
+        try:
+            host = json.loads((root / k / "provenance.json").read_text()).get("host", {})
+            break
+        except (OSError, ValueError):
+            continue
+    where = (f"on {host.get('cpu_count', '?')} cores ({host.get('cpu_capability', '?')})"
+             + (f", {host['cuda']}" if host.get("cuda") else "")) if host else "on a machine its provenance does not name"
+    profile = done[0].get("profile", "tiny") if done else "tiny"
+    kind = "quick run" if quick else "main job"
+    commits = sorted({str(r.get("commit", "?"))[:7] for r in done})
+    said = (f"Run time: the {len(done)} notebook runs behind these results (builds {', '.join(map(str, builds))}; "
+            f"commit{'s' if len(commits) > 1 else ''} {', '.join(commits)}) "
+            f"took {minutes:.0f} min together {where}, set-up not counted")
+    if len(done) < len(steps):
+        return said + (f"; {len(steps) - len(done)} of the run's {len(steps)} notebook runs are missing or failed, "
+                       f"so the {kind}'s budget is not decided here.")
+    if profile != "tiny":
+        return said + "."
+    if not quick:
+        from ..models.zoo import shipped_seeds
+        if builds != shipped_seeds():
+            return said + (f"; not every shipped build ({', '.join(map(str, shipped_seeds()))}) ran, so this is not "
+                           "the main job and its budget is not decided here.")
+    budget = BUDGET_MINUTES[kind]
+    word = "within" if minutes <= budget else "over"
+    return said + f": {word} the {kind}'s budget of {budget} min on 2 cores (`bash run_all.sh{' --quick' if quick else ''}`)."
 
 
 def _fmt_value(v: Any) -> str:
