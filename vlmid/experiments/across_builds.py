@@ -27,7 +27,7 @@ import math
 from collections import Counter
 from pathlib import Path
 
-from ..paths import ACROSS_BUILDS, FIRST_BUILD_ONLY
+from ..paths import FIRST_BUILD_ONLY
 from ..uncertainty import across_builds
 from ..verdict import Claim, verdict
 
@@ -45,11 +45,11 @@ KEYS: tuple[str, ...] = (
 
 
 def _stems():
-    """The notebooks that run on every build (01-06), by number: every experiment module but the first
-    build's only and the pooling ones (``vlmid.experiments.MODULES``, so a new notebook is pooled too)."""
-    from . import MODULES
+    """The notebooks that run on every build (01-06), by number."""
+    from . import compression, flickr8k, id_prunability, intrinsic_dimension, pruning, token_pruning
 
-    return {m.NUMBER: m for m in MODULES if m.NUMBER not in FIRST_BUILD_ONLY + ACROSS_BUILDS}
+    modules = (intrinsic_dimension, pruning, token_pruning, flickr8k, compression, id_prunability)
+    return {m.NUMBER: m for m in modules if m.NUMBER not in FIRST_BUILD_ONLY}
 
 
 def effect_keys(keys) -> list[str]:
