@@ -278,12 +278,11 @@ def test_committed_readme_table_matches_results():
 
 def _manifest(root, builds, seconds, quick=False, leave_out=()):
     """A manifest.json of a run over ``builds``: every notebook of the schedule, ``seconds`` each."""
-    from vlmid.harness.pipeline import notebooks, schedule
-    from vlmid.paths import build_results_dir
+    from vlmid.harness.pipeline import entry_name, notebooks, schedule
 
     runs = {}
     for nb, b in schedule(notebooks(), builds):
-        name = str((build_results_dir(root, builds, builds[0] if b is None else b) / nb.stem).relative_to(root))
+        name = entry_name(root, builds, nb, b)
         if name not in leave_out:
             runs[name] = {"wall_seconds": seconds, "exit_status": "ok", "profile": "tiny", "commit": "abcdef0123",
                           "parameters": {"quick": True} if quick else {}}

@@ -71,10 +71,9 @@ def _most_common(values):
     return counts[0][0]
 
 
-def _tally(per_build: list[dict], k: str):
-    """An outcome counted per build, over every build: numbers summed; a word naming what happened (which
-    seeds failed) listed build by build, "none" where no build named any."""
-    values = [m.get(k) for m in per_build]
+def _tally(per_build: list[dict], values: list):
+    """An outcome counted per build (``values``, one per build), over every build: numbers summed; a word
+    naming what happened (which seeds failed) listed build by build, "none" where no build named any."""
     if all(_number(v) for v in values):
         return int(sum(values)) if all(float(v).is_integer() for v in values) else float(sum(values))
     named = [f"build {m.get('seed', i)}: {v}" for i, (m, v) in enumerate(zip(per_build, values))
@@ -108,7 +107,7 @@ def pool(per_build: list[dict], keys, repool=None, tallied=()) -> dict:
         values = [m.get(k) for m in per_build]
         measured = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
         if k in tallied:
-            out[k] = _tally(per_build, k)
+            out[k] = _tally(per_build, values)
         elif k in effects:
             numbers = [float(v) for v in measured if _number(v)]
             if numbers:

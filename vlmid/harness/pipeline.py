@@ -112,6 +112,17 @@ def schedule(todo: list[Path], builds: list[int]) -> list[tuple[Path, int | None
     return steps + [(nb, None) for nb in todo if nb.name[:2] in ACROSS_BUILDS]
 
 
+def step_folder(out_root: Path, builds: list[int], build: int | None) -> Path:
+    """Where a step of :func:`schedule` writes: its build's results folder, or ``out_root`` itself for the
+    notebooks that pool the builds (build None)."""
+    return out_root if build is None else build_results_dir(out_root, builds, build)
+
+
+def entry_name(out_root: Path, builds: list[int], nb: Path, build: int | None) -> str:
+    """The step's key in ``manifest.json``: its results folder relative to ``out_root``."""
+    return str((step_folder(out_root, builds, build) / nb.stem).relative_to(out_root))
+
+
 def run(profile: str, builds: int | list[int], only: str | None = None, results: str | None = None,
         smoke: bool = False, extra_parameters: dict | None = None, resume: bool = False, quick: bool = False) -> int:
     """Run the notebooks on each model build of ``builds`` (seeds; the first writes into the results
@@ -139,7 +150,7 @@ def run(profile: str, builds: int | list[int], only: str | None = None, results:
     steps = schedule(todo, builds)
     status, skipping = 0, resume
     for i, (nb, build) in enumerate(steps, 1):
-        root = out_root if build is None else build_results_dir(out_root, builds, build)
+        root = step_folder(out_root, builds, build)
         params = dict(profile=profile, seed=builds[0] if build is None else build, smoke=smoke,
                       **(extra_parameters or {}))
         if quick:
@@ -150,10 +161,10 @@ def run(profile: str, builds: int | list[int], only: str | None = None, results:
             params["replicate"] = True   # a further build: what the verdicts read (each Params' REPLICATE)
         if results is not None or root != out_root:
             params["results_dir"] = str(root)
-        entry_name = str((root / nb.stem).relative_to(out_root))
+        entry = entry_name(out_root, builds, nb, build)
         where = "all builds" if build is None else f"build {build}"
         executed = root / "executed"
-        if skipping and completed(manifest["notebooks"].get(entry_name), root, nb, manifest["commit"], params,
+        if skipping and completed(manifest["notebooks"].get(entry), root, nb, manifest["commit"], params,
                                   out_root):
             print(f"=== [{i}/{len(steps)}] {nb.name} on {where}: complete for this commit and these parameters, "
                   f"skipped (--resume)", flush=True)
@@ -177,7 +188,7 @@ def run(profile: str, builds: int | list[int], only: str | None = None, results:
             if partial.exists():
                 os.replace(partial, failed)
         wall = round(time.perf_counter() - t0, 1)
-        manifest["notebooks"][entry_name] = {
+        manifest["notebooks"][entry] = {
             "wall_seconds": wall, "exit_status": "failed" if error else "ok", "error": error,
             "profile": profile, "seed": params["seed"], "build": build, "smoke": smoke, "commit": manifest["commit"],
             "parameters": params, "python": manifest["versions"]["python"], "versions": manifest["versions"],

@@ -243,8 +243,7 @@ def run_time_sentence(root: Path) -> str:
     """How long the notebooks behind ``root`` ran together (``manifest.json``'s wall times; set-up and this
     report not counted), on what CPU, and whether that run is within its budget: the main job's
     (every notebook on every build of the run) or the quick run's. A run that is not complete decides nothing."""
-    from ..paths import build_results_dir
-    from .pipeline import notebooks, schedule
+    from .pipeline import entry_name, notebooks, schedule
 
     try:
         manifest = json.loads((root / "manifest.json").read_text())
@@ -253,8 +252,7 @@ def run_time_sentence(root: Path) -> str:
     runs, builds = manifest.get("notebooks", {}), [int(b) for b in manifest.get("builds") or [0]]
     if not runs:
         return ""
-    steps = [str((build_results_dir(root, builds, b if b is not None else builds[0]) / nb.stem).relative_to(root))
-             for nb, b in schedule(notebooks(), builds)]
+    steps = [entry_name(root, builds, nb, b) for nb, b in schedule(notebooks(), builds)]
     done = [runs[k] for k in steps if k in runs and runs[k].get("exit_status") == "ok"]
     minutes = sum(r["wall_seconds"] for r in done) / 60
     quick = any(r.get("parameters", {}).get("quick") for r in done)
@@ -280,8 +278,9 @@ def run_time_sentence(root: Path) -> str:
         return said + "."
     if not quick:
         from ..models.zoo import shipped_seeds
-        if builds != shipped_seeds():
-            return said + (f"; not every shipped build ({', '.join(map(str, shipped_seeds()))}) ran, so this is not "
+        shipped = shipped_seeds()
+        if builds != shipped:
+            return said + (f"; not every shipped build ({', '.join(map(str, shipped))}) ran, so this is not "
                            "the main job and its budget is not decided here.")
     budget = BUDGET_MINUTES[kind]
     word = "within" if minutes <= budget else "over"
